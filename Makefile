@@ -1,0 +1,44 @@
+# The two commands: `make demo` (everything on the embedded default) and `make test` (the suite on
+# real PostgreSQL, Redis and an S3-compatible server). Both set up what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+# The embedded default: SQLite, the filesystem broker, local media, the tiny model (all under var/).
+DEV := DJANGO_DEBUG=1
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test run worker web venv browser clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(DEV) $(BIN)/python manage.py migrate --noinput -v0
+	$(DEV) $(BIN)/python manage.py demo
+	$(MAKE) --no-print-directory run
+
+run: venv
+	$(DEV) $(BIN)/python manage.py migrate --noinput -v0
+	$(DEV) bash infra/run-local.sh $(HOST) $(PORT)
+
+web: venv
+	$(DEV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+worker: venv
+	$(DEV) $(BIN)/celery -A adplatform worker -Q gpu,cpu --concurrency 1 --loglevel INFO
+
+test: venv
+	$(BIN)/python infra/check_services.py
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/

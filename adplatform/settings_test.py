@@ -1,0 +1,21 @@
+"""Settings for the test suite: the real parts on loopback unless the environment says otherwise.
+
+PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379 (db 15) by default; S3 is an
+S3-compatible server that the test fixtures start on loopback (tests/conftest.py).
+"""
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/adplatform")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from .settings import *  # noqa: E402,F403
+from .settings import BASE_DIR  # noqa: E402
+
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests
+MODEL_CACHE_DIR = BASE_DIR / "var" / "test-models"
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

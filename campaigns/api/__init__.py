@@ -1,0 +1,1 @@
+"""The JSON API (v1) that apps and automation are written against; see shared API.md."""

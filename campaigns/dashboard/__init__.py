@@ -1,0 +1,1 @@
+"""The web dashboard for marketers and reviewers (server-rendered pages)."""

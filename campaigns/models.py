@@ -1,0 +1,340 @@
+"""The domain model: organizations and their brands, assets, LoRAs, campaigns, viewers, clips, jobs.
+
+Every customer row carries its Organization, so that every query can be scoped by it. Writes go
+through ``campaigns.services``, reads through ``campaigns.selectors``.
+"""
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(TimeStamped):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrgOwned(TimeStamped):
+    """A row that belongs to one customer; selectors always filter on ``organization``."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class Membership(TimeStamped):
+    class Role(models.TextChoices):
+        MARKETER = "marketer", _("Marketer")
+        REVIEWER = "reviewer", _("Reviewer")
+        ADMIN = "admin", _("Admin")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MARKETER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organization} ({self.role})"
+
+
+class ApiKey(OrgOwned):
+    class Scope(models.TextChoices):
+        SERVE = "serve", "serve"
+        MANAGE = "manage", "manage"
+
+    name = models.CharField(max_length=100, blank=True)
+    # The first characters of the key, shown in the admin so a key can be recognised; not secret.
+    prefix = models.CharField(max_length=12, db_index=True)
+    hashed_key = models.CharField(max_length=64, unique=True)  # sha256 hex of the whole key
+    scopes = models.JSONField(default=list)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({', '.join(self.scopes)})"
+
+
+class Brand(OrgOwned):
+    name = models.CharField(max_length=200)
+    palette = models.JSONField(default=list, blank=True)  # ["#RRGGBB", ...]
+    style_notes = models.TextField(blank=True, max_length=2000)
+    # The rare word the brand's LoRA is trained to associate with its look.
+    trigger_token = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="brand_name_unique_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def asset_upload_to(instance: "BrandAsset", filename: str) -> str:
+    return f"org-{instance.organization_id}/brands/{instance.brand_id}/assets/{instance.checksum}{_suffix(filename)}"
+
+
+def _suffix(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if dot > 0 else ""
+
+
+class BrandAsset(OrgOwned):
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("Image")
+        CLIP = "clip", _("Clip")
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="assets")
+    file = models.FileField(upload_to=asset_upload_to, max_length=300)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    content_type = models.CharField(max_length=64)
+    caption = models.CharField(max_length=500, blank=True)
+    checksum = models.CharField(max_length=64)  # sha256 hex of the bytes
+    size_bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    num_frames = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["brand", "checksum"], name="asset_once_per_brand")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.checksum[:8]} of {self.brand_id}"
+
+
+class Job(OrgOwned):
+    """Long work, shown live in the dashboard; a worker that dies leaves it to be redelivered."""
+
+    class Kind(models.TextChoices):
+        TRAIN_LORA = "train_lora", _("LoRA training")
+        GENERATE_CLIPS = "generate_clips", _("Clip generation")
+        SEGMENT_PROFILES = "segment_profiles", _("Segmentation")
+        SELFTEST = "selftest", _("Self-test")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    brand = models.ForeignKey(Brand, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    campaign = models.ForeignKey("Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class LoraAdapter(OrgOwned):
+    class Status(models.TextChoices):
+        TRAINING = "training", _("Training")
+        SUCCEEDED = "succeeded", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="loras")
+    version = models.PositiveIntegerField()
+    base_model = models.CharField(max_length=300)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    file = models.FileField(max_length=300, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)  # {"losses": [...], "final_loss": ...}
+    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="lora")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["brand", "version"], name="lora_version_unique")]
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"{self.brand} LoRA v{self.version}"
+
+
+class Campaign(OrgOwned):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        GENERATING = "generating", _("Generating")
+        IN_REVIEW = "in_review", _("In review")
+        LIVE = "live", _("Live")
+        PAUSED = "paused", _("Paused")
+        ARCHIVED = "archived", _("Archived")
+
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    brief = models.TextField(max_length=2000)
+    num_frames = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    fps = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    # k for "cluster the organization's profiles into k segments"; null when the marketer defined them.
+    segment_count = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Profile(OrgOwned):
+    """A viewer as an app knows them: an id of the app's and free-form preferences."""
+
+    external_id = models.CharField(max_length=128)
+    attributes = models.JSONField(default=dict)
+    embedding = models.JSONField(null=True, blank=True)  # list[float], unit length
+    embedded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "external_id"], name="profile_external_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Segment(OrgOwned):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    attributes = models.JSONField(default=dict, blank=True)
+    centroid = models.JSONField(null=True, blank=True)  # list[float]
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "name"], name="segment_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(OrgOwned):
+    """Which segment of a campaign a viewer falls in, and the variant they were first shown."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="segment_memberships")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    distance = models.FloatField(default=0.0)
+    clip = models.ForeignKey("Clip", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["profile", "campaign"], name="one_segment_per_campaign")]
+
+
+def clip_upload_to(instance: "Clip", filename: str) -> str:
+    return f"org-{instance.organization_id}/campaigns/{instance.campaign_id}/clips/{filename}"
+
+
+class Clip(OrgOwned):
+    class Status(models.TextChoices):
+        PENDING_REVIEW = "pending_review", _("Pending review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="clips")
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="clips")
+    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="clips")
+    variant = models.PositiveIntegerField(default=0)
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    seed = models.BigIntegerField()
+    model = models.CharField(max_length=300)
+    lora = models.ForeignKey(LoraAdapter, null=True, blank=True, on_delete=models.SET_NULL, related_name="clips")
+    lora_version = models.PositiveIntegerField(null=True, blank=True)
+    steps = models.PositiveIntegerField()
+    guidance = models.FloatField()
+    num_frames = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    fps = models.PositiveIntegerField()
+    video = models.FileField(upload_to=clip_upload_to, max_length=300)
+    poster = models.FileField(upload_to=clip_upload_to, max_length=300)
+    seconds = models.FloatField(default=0.0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING_REVIEW, db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["segment_id", "variant", "id"]
+        constraints = [
+            # A redelivered generation job finds its finished clips instead of making them again.
+            models.UniqueConstraint(fields=["job", "segment", "variant"], name="clip_once_per_job_slot"),
+        ]
+        indexes = [models.Index(fields=["campaign", "status", "segment"])]
+
+    def __str__(self) -> str:
+        return f"clip #{self.pk} ({self.status})"
+
+
+class Review(OrgOwned):
+    """One decision on a clip: an append-only audit trail."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", _("Approve")
+        REJECT = "reject", _("Reject")
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    note = models.TextField(blank=True, max_length=2000)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def decided_by(self) -> str:
+        if self.reviewer_id:
+            return self.reviewer.get_username()
+        if self.api_key_id:
+            return f"API key {self.api_key.prefix}…"
+        return "unknown"
+
+
+class Event(OrgOwned):
+    class Type(models.TextChoices):
+        IMPRESSION = "impression", _("Impression")
+        CLICK = "click", _("Click")
+        COMPLETE = "complete", _("Complete")
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="events")
+    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    type = models.CharField(max_length=12, choices=Type.choices)
+
+    class Meta:
+        indexes = [models.Index(fields=["clip", "type"])]

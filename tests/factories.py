@@ -1,0 +1,108 @@
+"""factory_boy factories, one per model."""
+import factory
+from django.contrib.auth import get_user_model
+
+from campaigns import models
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Organization
+
+    name = factory.Sequence(lambda n: f"Org {n}")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-123")
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = models.Membership.Role.MARKETER
+
+
+class BrandFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Brand
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Brand {n}")
+    palette = ["#FF5A1F", "#FFFFFF"]
+    style_notes = "bold, sunny, playful"
+    trigger_token = factory.Sequence(lambda n: f"brand{n}style")
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Campaign
+
+    brand = factory.SubFactory(BrandFactory)
+    organization = factory.SelfAttribute("brand.organization")
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    brief = "Summer sale on trail shoes"
+    num_frames = 9
+    width = 64
+    height = 64
+    fps = 8
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Segment
+
+    campaign = factory.SubFactory(CampaignFactory)
+    organization = factory.SelfAttribute("campaign.organization")
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    attributes = {"interests": ["hiking"]}
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Job
+
+    organization = factory.SubFactory(OrganizationFactory)
+    kind = models.Job.Kind.SELFTEST
+
+
+class ProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Profile
+
+    organization = factory.SubFactory(OrganizationFactory)
+    external_id = factory.Sequence(lambda n: f"viewer-{n}")
+    attributes = {"interests": ["hiking"], "style": "minimal"}
+
+
+class ClipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Clip
+
+    campaign = factory.SubFactory(CampaignFactory)
+    organization = factory.SelfAttribute("campaign.organization")
+    segment = None
+    prompt = "a prompt"
+    seed = factory.Sequence(lambda n: n)
+    model = "tiny"
+    steps = 2
+    guidance = 5.0
+    num_frames = 9
+    width = 64
+    height = 64
+    fps = 8
+    video = factory.django.FileField(filename="clip.mp4", data=b"\x00\x00\x00\x18ftypmp42")
+    poster = factory.django.FileField(filename="poster.jpg", data=b"\xff\xd8\xff")
