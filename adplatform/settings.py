@@ -171,7 +171,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # With Redis and acks_late an unacked task is redelivered after this long: it must exceed the
     # longest job (LoRA training's hard limit below), or a running job would be handed out twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600)}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -197,6 +197,8 @@ GENERATION_CPU_OFFLOAD = env.bool("GENERATION_CPU_OFFLOAD", default=False)
 GENERATION_VAE_TILING = env.bool("GENERATION_VAE_TILING", default=False)
 GENERATION_STEPS = env.int("GENERATION_STEPS", default=0)  # 0: the model family's default
 WORK_DIR = env.path("WORK_DIR", default=VAR_DIR / "work")
+# LoRA training writes a resumable checkpoint to storage this often (steps).
+LORA_CHECKPOINT_EVERY = env.int("LORA_CHECKPOINT_EVERY", default=50)
 
 REVIEW_FORBID_OWN_CAMPAIGN = env.bool("REVIEW_FORBID_OWN_CAMPAIGN", default=False)
 

@@ -41,3 +41,80 @@ JOB_TASK_OPTIONS = dict(
 )
 def job_selftest(job_id: int) -> None:
     services.job_run(job_id=job_id, work=services.job_selftest)
+
+
+@shared_task(
+    name="gpu.campaign_generate",
+    # A campaign is segments x variants clips; on a real checkpoint each is minutes of GPU.
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 300,
+    **JOB_TASK_OPTIONS,
+)
+def campaign_generate(job_id: int) -> None:
+    from campaigns.services.generation import campaign_generate_run
+
+    services.job_run(job_id=job_id, work=campaign_generate_run, done_message="clips ready for review")
+
+
+@shared_task(
+    name="gpu.lora_train",
+    # Brand LoRAs run up to a few thousand steps; must stay under the broker's visibility timeout.
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 300,
+    **JOB_TASK_OPTIONS,
+)
+def lora_train(job_id: int) -> None:
+    from campaigns.services.training import lora_train_run
+
+    services.job_run(job_id=job_id, work=lora_train_run, done_message="LoRA ready")
+
+
+# Personalization. Embedding a profile or a campaign's segments is not a Job (there is no row to
+# mark failed), so these use the same delivery guarantees without JobTask.
+EMBED_TASK_OPTIONS = dict(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+
+
+@shared_task(
+    name="cpu.profile_embed",
+    # One short text through MiniLM: milliseconds, plus about 3 s to load the model on a cold worker.
+    soft_time_limit=120,
+    time_limit=180,
+    **EMBED_TASK_OPTIONS,
+)
+def profile_embed(profile_id: int) -> None:
+    from campaigns.services.profiles import profile_embed as embed
+
+    embed(profile_id=profile_id)
+
+
+@shared_task(
+    name="cpu.segments_embed",
+    # A few segment texts, then every embedded profile of the organization placed (vector maths).
+    soft_time_limit=30 * 60,
+    time_limit=30 * 60 + 60,
+    **EMBED_TASK_OPTIONS,
+)
+def segments_embed(campaign_id: int) -> None:
+    from campaigns.services.segmentation import segments_embed as embed
+
+    embed(campaign_id=campaign_id)
+
+
+@shared_task(
+    name="cpu.campaign_segment",
+    # Embeds the organization's not-yet-embedded profiles (~1,000 a second on 2 cores) and runs k-means.
+    soft_time_limit=2 * 3600,
+    time_limit=2 * 3600 + 300,
+    **JOB_TASK_OPTIONS,
+)
+def campaign_segment(job_id: int) -> None:
+    from campaigns.services.segmentation import campaign_segment_run
+
+    services.job_run(job_id=job_id, work=campaign_segment_run, done_message="segments ready")

@@ -64,9 +64,12 @@ def local_storage(settings, tmp_path):
     return tmp_path / "media"
 
 
-@pytest.fixture(scope="session")
-def celery_session_worker(django_db_setup, django_db_blocker):
-    """A real Celery worker (threaded, in this process) consuming both queues over the broker."""
+@pytest.fixture
+def celery_test_worker(django_db_setup):
+    """A real Celery worker (a thread of this process) consuming both queues over the broker.
+
+    One per test, so that no worker is left consuming while a test runs its own worker processes.
+    """
     from celery.contrib.testing.worker import start_worker
 
     from adplatform.celery import app
@@ -78,9 +81,25 @@ def celery_session_worker(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def worker(celery_session_worker, transactional_db):
-    """Tests that use the worker need committed rows: the worker has its own connection."""
-    return celery_session_worker
+def worker(celery_test_worker, transactional_db):
+    """Tests that use the worker need committed rows: the worker has its own connection.
+
+    On the way out it waits for the worker to go idle, so no task of this test still runs while
+    the database is flushed for the next one.
+    """
+    yield celery_test_worker
+    worker_wait_idle()
+
+
+def worker_wait_idle(timeout: float = 120.0) -> None:
+    import time
+
+    from celery.worker import state
+
+    deadline = time.monotonic() + timeout
+    time.sleep(0.3)  # a message sent just now may not have been received yet
+    while (state.active_requests or state.reserved_requests) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @pytest.fixture

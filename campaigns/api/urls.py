@@ -2,13 +2,27 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from campaigns.api import views
+from campaigns.api import serve_views, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", authentication_classes=[], permission_classes=[]), name="docs"),
     path("brands", views.BrandCreateView.as_view(), name="brand-create"),
     path("brands/<int:brand_id>", views.BrandDetailView.as_view(), name="brand-detail"),
+    path("brands/<int:brand_id>/assets", views.BrandAssetsView.as_view(), name="brand-assets"),
+    path("brands/<int:brand_id>/train", views.BrandTrainView.as_view(), name="brand-train"),
+    path("brands/<int:brand_id>/loras", views.BrandLorasView.as_view(), name="brand-loras"),
+    path("campaigns", views.CampaignListCreateView.as_view(), name="campaign-list"),
+    path("campaigns/<int:campaign_id>", views.CampaignDetailView.as_view(), name="campaign-detail"),
+    path("campaigns/<int:campaign_id>/generate", views.CampaignGenerateView.as_view(), name="campaign-generate"),
+    path("campaigns/<int:campaign_id>/status", views.CampaignStatusView.as_view(), name="campaign-status"),
+    path("campaigns/<int:campaign_id>/clips", views.CampaignClipsView.as_view(), name="campaign-clips"),
+    path("clips/<int:clip_id>/review", views.ClipReviewView.as_view(), name="clip-review"),
     path("jobs/<int:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    # Serve scope: profiles, the clip for a viewer, events; and a health check (no key).
+    path("profiles/<str:external_id>", serve_views.ProfileView.as_view(), name="profile-detail"),
+    path("campaigns/<int:campaign_id>/clip", serve_views.CampaignClipForViewerView.as_view(), name="campaign-clip"),
+    path("events", serve_views.EventCreateView.as_view(), name="event-create"),
+    path("health", serve_views.HealthView.as_view(), name="health"),
 ]

@@ -1,13 +1,32 @@
 """API views: parse, call one service or selector, answer. Scoped to the key's organization."""
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns import selectors, services
 from campaigns.api.auth import HasManageScope
 from campaigns.api.errors import ErrorSerializer
-from campaigns.api.serializers import BrandInSerializer, BrandSerializer, JobEnvelopeSerializer, JobSerializer
+from campaigns.api.serializers import (
+    AssetInSerializer,
+    AssetSerializer,
+    LoraSerializer,
+    TrainInSerializer,
+    BrandInSerializer,
+    BrandSerializer,
+    CampaignInSerializer,
+    CampaignSerializer,
+    ClipSerializer,
+    GenerateInSerializer,
+    JobEnvelopeSerializer,
+    JobSerializer,
+    ReviewInSerializer,
+)
+from campaigns.models import Clip
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in {
     400: "Invalid input; `details` names the fields.",
@@ -48,6 +67,45 @@ class BrandDetailView(ManageView):
         return Response(BrandSerializer(selectors.brand_get(organization=self.organization, brand_id=brand_id)).data)
 
 
+class BrandAssetsView(ManageView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": AssetInSerializer},
+                   responses={201: AssetSerializer, 200: AssetSerializer, **errors(400, 404, 413, 415)},
+                   tags=["brands"], description="Upload a brand asset. The same bytes twice answer 200 with "
+                                                "the existing asset.")
+    def post(self, request, brand_id: int):
+        brand = selectors.brand_get(organization=self.organization, brand_id=brand_id)
+        data = AssetInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        asset, created = services.asset_upload(brand=brand, upload=data.validated_data["file"],
+                                               caption=data.validated_data["caption"])
+        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(responses={200: AssetSerializer(many=True), **errors(404)}, tags=["brands"])
+    def get(self, request, brand_id: int):
+        brand = selectors.brand_get(organization=self.organization, brand_id=brand_id)
+        return Response(AssetSerializer(selectors.asset_list_for_brand(brand=brand), many=True).data)
+
+
+class BrandTrainView(ManageView):
+    @extend_schema(request=TrainInSerializer, responses={202: JobEnvelopeSerializer, **errors(400, 404, 409)},
+                   tags=["brands"])
+    def post(self, request, brand_id: int):
+        brand = selectors.brand_get(organization=self.organization, brand_id=brand_id)
+        data = TrainInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.brand_train(brand=brand, **data.validated_data)
+        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+
+class BrandLorasView(ManageView):
+    @extend_schema(responses={200: LoraSerializer(many=True), **errors(404)}, tags=["brands"])
+    def get(self, request, brand_id: int):
+        brand = selectors.brand_get(organization=self.organization, brand_id=brand_id)
+        return Response(LoraSerializer(selectors.lora_list_for_brand(brand=brand), many=True).data)
+
+
 class JobDetailView(ManageView):
     @extend_schema(responses={200: JobSerializer, **errors(404)}, tags=["jobs"])
     def get(self, request, job_id: int):
@@ -61,3 +119,77 @@ class JobCancelView(ManageView):
         job = selectors.job_get(organization=self.organization, job_id=job_id)
         job = services.job_cancel(job=job)
         return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+
+class CampaignListCreateView(ManageView):
+    @extend_schema(request=CampaignInSerializer, responses={201: CampaignSerializer, **errors(400, 404)},
+                   tags=["campaigns"])
+    def post(self, request):
+        data = CampaignInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        try:
+            brand = selectors.brand_get(organization=self.organization, brand_id=fields.pop("brand"))
+        except Http404:
+            raise ValidationError({"brand": ["no such brand in this organization."]})
+        campaign = services.campaign_create(organization=self.organization, brand=brand, **fields)
+        return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: CampaignSerializer(many=True), **errors()}, tags=["campaigns"])
+    def get(self, request):
+        campaigns = selectors.campaign_list(organization=self.organization).prefetch_related("segments")
+        return Response(CampaignSerializer(campaigns, many=True).data)
+
+
+class CampaignDetailView(ManageView):
+    @extend_schema(responses={200: CampaignSerializer, **errors(404)}, tags=["campaigns"])
+    def get(self, request, campaign_id: int):
+        campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
+        return Response(CampaignSerializer(campaign).data)
+
+
+class CampaignGenerateView(ManageView):
+    @extend_schema(request=GenerateInSerializer, responses={202: JobEnvelopeSerializer, **errors(400, 404, 409)},
+                   tags=["campaigns"])
+    def post(self, request, campaign_id: int):
+        campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
+        data = GenerateInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.campaign_generate(campaign=campaign, **data.validated_data)
+        return Response({"job": JobSerializer(job).data}, status=status.HTTP_202_ACCEPTED)
+
+
+class CampaignStatusView(ManageView):
+    @extend_schema(request=inline_serializer("CampaignStatusIn", {"status": drf_serializers.ChoiceField(
+        choices=["live", "paused", "archived"])}), responses={200: CampaignSerializer, **errors(400, 404, 409)},
+        tags=["campaigns"])
+    def post(self, request, campaign_id: int):
+        campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
+        new_status = request.data.get("status") if isinstance(request.data, dict) else None
+        campaign = services.campaign_set_status(campaign=campaign, status=new_status)
+        return Response(CampaignSerializer(campaign).data)
+
+
+class CampaignClipsView(ManageView):
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=Clip.Status.values, required=False)],
+        responses={200: ClipSerializer(many=True), **errors(400, 404)}, tags=["clips"],
+    )
+    def get(self, request, campaign_id: int):
+        campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
+        wanted = request.query_params.get("status")
+        if wanted is not None and wanted not in Clip.Status.values:
+            raise ValidationError({"status": [f"status must be one of {', '.join(Clip.Status.values)}; got {wanted!r}."]})
+        clips = selectors.clip_list_for_campaign(campaign=campaign, status=wanted)
+        return Response(ClipSerializer(clips, many=True, context={"request": request}).data)
+
+
+class ClipReviewView(ManageView):
+    @extend_schema(request=ReviewInSerializer, responses={200: ClipSerializer, **errors(400, 404, 409)},
+                   tags=["clips"])
+    def post(self, request, clip_id: int):
+        clip = selectors.clip_get(organization=self.organization, clip_id=clip_id)
+        data = ReviewInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        clip = services.clip_review(clip=clip, api_key=request.auth, **data.validated_data)
+        return Response(ClipSerializer(clip, context={"request": request}).data)

@@ -3,7 +3,13 @@
 Split by entity; import from here (``from campaigns import services``).
 """
 from .accounts import api_key_authenticate, api_key_create, membership_set, organization_get_or_create
+from .assets import asset_delete, asset_probe, asset_upload
 from .brands import brand_create, brand_update
+from .campaigns import campaign_create, campaign_generate, campaign_set_status, model_spec
+from .reviews import clip_review
+from .training import brand_train
+from .profiles import profile_delete, profile_upsert
+from .serving import clip_for_viewer, event_record
 from .jobs import JobCancelled, JobHandle, job_cancel, job_create, job_fail, job_run, job_selftest
 
 __all__ = [
@@ -11,8 +17,19 @@ __all__ = [
     "JobHandle",
     "api_key_authenticate",
     "api_key_create",
+    "asset_delete",
+    "asset_probe",
+    "asset_upload",
     "brand_create",
+    "brand_train",
     "brand_update",
+    "campaign_create",
+    "campaign_generate",
+    "campaign_set_status",
+    "clip_for_viewer",
+    "clip_review",
+    "event_record",
+    "model_spec",
     "job_cancel",
     "job_create",
     "job_fail",
@@ -20,4 +37,6 @@ __all__ = [
     "job_selftest",
     "membership_set",
     "organization_get_or_create",
+    "profile_delete",
+    "profile_upsert",
 ]

@@ -48,13 +48,15 @@ class JobCancelled(Exception):
     """Raised inside a job's work when somebody cancelled it; the runner cleans up."""
 
 
-def job_enqueue(*, job: Job) -> None:
-    """Send the job's task once the surrounding transaction commits (never inside it)."""
+def job_enqueue_task(*, task_name: str, args: list) -> None:
+    """Send a task by name once the surrounding transaction commits (never inside it)."""
     from adplatform.celery import app
 
-    task_name = JOB_TASKS[job.kind]
-    job_id = job.pk
-    transaction.on_commit(lambda: app.send_task(task_name, args=[job_id]))
+    transaction.on_commit(lambda: app.send_task(task_name, args=args))
+
+
+def job_enqueue(*, job: Job) -> None:
+    job_enqueue_task(task_name=JOB_TASKS[job.kind], args=[job.pk])
 
 
 @transaction.atomic

@@ -1,0 +1,131 @@
+"""Serve-scope API views: profiles, the clip for a viewer, events; plus a health check.
+
+Scoped to the API key's organization; rate-limited per key by the default throttle. The web
+process imports nothing heavy here: embeddings and segment assignment happen on CPU workers.
+"""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from campaigns import selectors, services
+from campaigns.api.auth import HasServeScope
+from campaigns.api.errors import ErrorSerializer
+from campaigns.api.serve_serializers import (
+    EventInSerializer,
+    EventSerializer,
+    HealthSerializer,
+    ProfileInSerializer,
+    ProfileSerializer,
+    ServedClipSerializer,
+)
+from campaigns.api.views import errors
+from campaigns.selectors_serving import profile_memberships
+from campaigns.services.profiles import EXTERNAL_ID_RULE, profile_clean_external_id
+
+
+class ServeView(APIView):
+    permission_classes = [HasServeScope]
+
+    @property
+    def organization(self):
+        return self.request.auth.organization
+
+
+def _external_id(value: str) -> str:
+    """The path's external id, or a 400 naming it (ids that can never exist are a client error)."""
+    try:
+        return profile_clean_external_id(external_id=value)
+    except DjangoValidationError as exc:
+        raise ValidationError(exc.message_dict) from None
+
+
+PROFILE_ID = OpenApiParameter("external_id", str, OpenApiParameter.PATH, description=f"the app's viewer id: "
+                              f"{EXTERNAL_ID_RULE}")
+
+
+class ProfileView(ServeView):
+    def _profile_body(self, profile) -> dict:
+        return ProfileSerializer(profile, context={"memberships": list(profile_memberships(profile=profile))}).data
+
+    @extend_schema(parameters=[PROFILE_ID], request=ProfileInSerializer,
+                   responses={200: ProfileSerializer, 201: ProfileSerializer, **errors(400)}, tags=["profiles"],
+                   description="Create (201) or replace (200) a viewer's attributes. The answer comes at once; a "
+                               "worker then embeds the attributes and places the viewer in the nearest segment of "
+                               "each campaign (`embedded` turns true).")
+    def put(self, request, external_id: str):
+        data = ProfileInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        profile, created = services.profile_upsert(organization=self.organization, external_id=external_id,
+                                                   attributes=data.validated_data["attributes"])
+        return Response(self._profile_body(profile), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(parameters=[PROFILE_ID], responses={200: ProfileSerializer, **errors(400, 404)}, tags=["profiles"])
+    def get(self, request, external_id: str):
+        profile = selectors.profile_get(organization=self.organization, external_id=_external_id(external_id))
+        return Response(self._profile_body(profile))
+
+    @extend_schema(parameters=[PROFILE_ID], responses={204: None, **errors(400, 404)}, tags=["profiles"],
+                   description="Erase the viewer: the profile, its events and its segment memberships.")
+    def delete(self, request, external_id: str):
+        profile = selectors.profile_get(organization=self.organization, external_id=_external_id(external_id))
+        services.profile_delete(profile=profile)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CampaignClipForViewerView(ServeView):
+    @extend_schema(
+        parameters=[OpenApiParameter("profile", str, required=True, description=f"the viewer's external id: "
+                                                                                  f"{EXTERNAL_ID_RULE}")],
+        responses={200: ServedClipSerializer, **errors(400),
+                   404: OpenApiResponse(ErrorSerializer, description="`not_found`: no such campaign in this "
+                                        "organization; `no_clip`: nothing approved, or the campaign is paused "
+                                        "or archived.")},
+        tags=["serving"],
+        description="An approved clip for the viewer's segment, else the campaign's fallback approved clip. The "
+                    "viewer keeps getting the same variant; `url` is fetchable by a plain GET until `expires_at`.",
+    )
+    def get(self, request, campaign_id: int):
+        external_id = request.query_params.get("profile")
+        if not external_id:
+            raise ValidationError({"profile": [f"the query parameter profile is required: the viewer's external id "
+                                               f"({EXTERNAL_ID_RULE})."]})
+        served = services.clip_for_viewer(organization=self.organization, campaign_id=campaign_id,
+                                          external_id=external_id, request=request)
+        clip, segment = served.clip, served.segment
+        # A plain dict rather than the serializer: this is the hottest path of the app, and the
+        # serializer above documents the same shape for the schema.
+        return Response({
+            "clip": {"id": clip.pk, "url": served.url, "poster_url": served.poster_url, "width": clip.width,
+                     "height": clip.height, "num_frames": clip.num_frames, "fps": clip.fps},
+            "segment": {"id": segment.pk, "name": segment.name} if segment else None,
+            "expires_at": served.expires_at.isoformat().replace("+00:00", "Z"),
+            "fallback": served.fallback,
+        })
+
+
+class EventCreateView(ServeView):
+    @extend_schema(request=EventInSerializer, responses={202: EventSerializer, **errors(400)}, tags=["serving"],
+                   description="Report an impression, click or complete of a clip by a viewer. A clip that is not "
+                               "this organization's is refused as unknown (400 naming `clip_id`).")
+    def post(self, request):
+        data = EventInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        event = services.event_record(organization=self.organization, clip_id=fields["clip_id"],
+                                      profile=fields["profile"], event_type=fields["type"])
+        return Response(EventSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+
+
+class HealthView(APIView):
+    """No key, no database, no throttle: for load balancers, and the floor of the serving benchmark."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: HealthSerializer}, tags=["health"], auth=[])
+    def get(self, request):
+        return Response({"status": "ok"})

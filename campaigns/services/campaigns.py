@@ -1,0 +1,187 @@
+"""Campaigns: create (validated against what the base model can take), generate, go live, pause."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from campaigns.errors import Conflict
+from campaigns.models import Brand, Campaign, Job, Organization, Segment
+from generation.families import DEFAULT_FAMILY, ModelFamily, family_by_name, family_for_model_path
+
+from .jobs import job_create
+
+MAX_SEGMENTS = 32
+MAX_VARIANTS = 8
+MAX_ATTRIBUTES_BYTES = 4096
+GENERAL_SEGMENT = "General"
+
+# What the project's tiny checkpoint makes well and fast on a CPU; real checkpoints use their
+# family's own defaults (Wan2.1: 81 frames at 832x480).
+TINY_DEFAULTS = {"num_frames": 17, "width": 128, "height": 128, "fps": 8, "steps": 8, "guidance": 5.0}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: ModelFamily
+    defaults: dict
+
+
+def model_spec() -> ModelSpec:
+    """The configured base model's family and defaults, read without loading it (no torch here)."""
+    name = settings.GENERATION_MODEL
+    if name == "tiny":
+        return ModelSpec(name, DEFAULT_FAMILY, TINY_DEFAULTS)
+    family_name = getattr(settings, "GENERATION_MODEL_FAMILY", "")
+    if family_name:
+        family = family_by_name(family_name)
+    elif (Path(name) / "model_index.json").is_file():
+        family = family_for_model_path(name)
+    else:
+        family = DEFAULT_FAMILY  # the web host may not hold the checkpoint; GPU workers do
+    defaults = {
+        "num_frames": family.default_num_frames, "width": family.default_width, "height": family.default_height,
+        "fps": family.default_fps, "steps": family.default_steps, "guidance": family.default_guidance,
+    }
+    return ModelSpec(name, family, defaults)
+
+
+def _clean_segments(segments) -> tuple[list[dict], int | None]:
+    """Marketer-defined segments as a clean list, or k for clustering; the field named on error."""
+    if segments is None or segments == []:
+        return [{"name": GENERAL_SEGMENT, "attributes": {}}], None
+    if isinstance(segments, bool):
+        raise ValidationError({"segments": "segments must be an integer k or a list of {name, attributes}."})
+    if isinstance(segments, int):
+        if not 1 <= segments <= MAX_SEGMENTS:
+            raise ValidationError({"segments": f"k must be between 1 and {MAX_SEGMENTS}; got {segments}."})
+        return [], segments
+    if not isinstance(segments, list) or len(segments) > MAX_SEGMENTS:
+        raise ValidationError({"segments": f"segments must be an integer k or a list of at most {MAX_SEGMENTS} "
+                                           "{name, attributes} objects."})
+    import json
+
+    clean, names = [], set()
+    for i, item in enumerate(segments):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+            raise ValidationError({"segments": f"segments[{i}] must be an object with a non-empty 'name'."})
+        name = item["name"].strip()[:200]
+        attributes = item.get("attributes", {})
+        if not isinstance(attributes, dict):
+            raise ValidationError({"segments": f"segments[{i}].attributes must be a JSON object."})
+        if len(json.dumps(attributes, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
+            raise ValidationError({"segments": f"segments[{i}].attributes is over {MAX_ATTRIBUTES_BYTES} bytes."})
+        if name in names:
+            raise ValidationError({"segments": f"segment name '{name}' is used twice; names must be unique."})
+        names.add(name)
+        clean.append({"name": name, "attributes": attributes})
+    return clean, None
+
+
+@transaction.atomic
+def campaign_create(*, organization: Organization, brand: Brand, name: str, brief: str,
+                    num_frames: int | None = None, width: int | None = None, height: int | None = None,
+                    fps: int | None = None, segments=None, user=None) -> Campaign:
+    if brand.organization_id != organization.pk:
+        raise ValidationError({"brand": "no such brand in this organization."})
+    spec = model_spec()
+    values = {
+        "num_frames": spec.defaults["num_frames"] if num_frames is None else num_frames,
+        "width": spec.defaults["width"] if width is None else width,
+        "height": spec.defaults["height"] if height is None else height,
+    }
+    problems = spec.family.validate(**values)
+    fps = spec.defaults["fps"] if fps is None else fps
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 60:
+        problems["fps"] = f"fps must be a whole number from 1 to 60; got {fps!r}."
+    if problems:
+        raise ValidationError({field: f"{message} (model: {spec.name}, {spec.family.name} family)"
+                               for field, message in problems.items()})
+    defined, k = _clean_segments(segments)
+
+    campaign = Campaign(organization=organization, brand=brand, name=(name or "").strip(), brief=(brief or "").strip(),
+                        fps=fps, segment_count=k, created_by=user if user and user.is_authenticated else None,
+                        **values)
+    campaign.full_clean()
+    campaign.save()
+    Segment.objects.bulk_create([
+        Segment(organization=organization, campaign=campaign, name=s["name"], attributes=s["attributes"], position=i)
+        for i, s in enumerate(defined)
+    ])
+    if defined:
+        segments_embed_enqueue(campaign=campaign)
+    else:
+        job_create(organization=organization, kind=Job.Kind.SEGMENT_PROFILES, campaign=campaign, user=user,
+                   params={"k": k})
+    return campaign
+
+
+def segments_embed_enqueue(*, campaign: Campaign) -> None:
+    """Marketer-defined segments get their centroids embedded by a CPU worker (see personalization)."""
+    from campaigns.services.jobs import job_enqueue_task
+
+    job_enqueue_task(task_name="cpu.segments_embed", args=[campaign.pk])
+
+
+def _unfinished_job(campaign: Campaign, kind: str) -> Job | None:
+    return campaign.jobs.filter(kind=kind, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).first()
+
+
+@transaction.atomic
+def campaign_generate(*, campaign: Campaign, variants_per_segment: int = 1, steps: int | None = None,
+                      user=None) -> Job:
+    """Queue clip generation for every segment x variant; the campaign moves to 'generating'."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if isinstance(variants_per_segment, bool) or not isinstance(variants_per_segment, int) \
+            or not 1 <= variants_per_segment <= MAX_VARIANTS:
+        raise ValidationError({"variants_per_segment": f"must be a whole number from 1 to {MAX_VARIANTS}; "
+                                                       f"got {variants_per_segment!r}."})
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 200):
+        raise ValidationError({"steps": f"must be a whole number from 1 to 200; got {steps!r}."})
+    if campaign.status == Campaign.Status.ARCHIVED:
+        raise Conflict("this campaign is archived; archived campaigns cannot generate.", code="campaign_archived")
+    running = _unfinished_job(campaign, Job.Kind.GENERATE_CLIPS)
+    if running:
+        raise Conflict(f"generation job {running.pk} for this campaign is still {running.status}; wait for it "
+                       "or cancel it first.", code="already_generating", details={"job": running.pk})
+    segmenting = _unfinished_job(campaign, Job.Kind.SEGMENT_PROFILES)
+    if segmenting or not campaign.segments.exists():
+        raise Conflict("this campaign's segments are not ready yet (profiles are being clustered); try again "
+                       "when its segmentation job has finished.", code="segments_not_ready")
+    spec = model_spec()
+    job = job_create(
+        organization=campaign.organization, kind=Job.Kind.GENERATE_CLIPS, campaign=campaign, brand=campaign.brand,
+        user=user, params={"variants_per_segment": variants_per_segment,
+                           "steps": steps or settings.GENERATION_STEPS or spec.defaults["steps"],
+                           "guidance": spec.defaults["guidance"]},
+    )
+    campaign.status = Campaign.Status.GENERATING
+    campaign.save(update_fields=["status", "updated_at"])
+    return job
+
+
+TRANSITIONS = {
+    Campaign.Status.LIVE: {Campaign.Status.IN_REVIEW, Campaign.Status.PAUSED},
+    Campaign.Status.PAUSED: {Campaign.Status.LIVE},
+    Campaign.Status.ARCHIVED: {Campaign.Status.DRAFT, Campaign.Status.IN_REVIEW, Campaign.Status.LIVE,
+                               Campaign.Status.PAUSED},
+}
+
+
+@transaction.atomic
+def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
+    """Go live, pause, archive: only the moves a marketer may make, with a 409 naming the allowed ones."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    allowed_from = TRANSITIONS.get(status)
+    if allowed_from is None:
+        raise ValidationError({"status": f"status can be set to {', '.join(TRANSITIONS)}; got {status!r}."})
+    if campaign.status not in allowed_from:
+        raise Conflict(f"a campaign that is {campaign.status} cannot become {status}; "
+                       f"it can from: {', '.join(sorted(allowed_from))}.", code="bad_transition")
+    if status == Campaign.Status.LIVE and not campaign.clips.filter(status="approved").exists():
+        raise Conflict("a campaign needs at least one approved clip to go live.", code="no_approved_clip")
+    campaign.status = status
+    campaign.save(update_fields=["status", "updated_at"])
+    return campaign

@@ -1,0 +1,170 @@
+"""Clip generation, the worker side: campaign + segments (+ the brand's LoRA) → reviewed-ready clips.
+
+Runs inside a gpu-queue task through ``job_run``. For each segment it builds the prompt once,
+generates every variant in one batched pipeline call, encodes MP4 + poster, stores them, and
+records a Clip in ``pending_review``. A redelivered job skips the clips it already made; a
+cancelled job removes every clip and file it made, so nothing half-done is left.
+"""
+import hashlib
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns import selectors
+from campaigns.models import Campaign, Clip, Job, LoraAdapter, Segment
+
+from .campaigns import model_spec
+from .jobs import JobCancelled, JobHandle
+
+logger = logging.getLogger(__name__)
+
+
+def clip_seed(*, campaign_id: int, segment_id: int, variant: int) -> int:
+    """A seed fixed by where the clip sits, so a rerun of the same slot reproduces it."""
+    digest = hashlib.sha256(f"{campaign_id}:{segment_id}:{variant}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def segment_prompt(*, campaign: Campaign, segment: Segment) -> tuple[str, str]:
+    from generation.prompts import build_prompt
+
+    brand = campaign.brand
+    return build_prompt(
+        brief=campaign.brief, brand_name=brand.name, style_notes=brand.style_notes, palette=brand.palette,
+        trigger_token=brand.trigger_token, segment_attributes=segment.attributes,
+    )
+
+
+def local_model_path() -> Path:
+    from generation.tiny_model import resolve_model_path
+
+    return resolve_model_path(settings.GENERATION_MODEL, Path(settings.MODEL_CACHE_DIR))
+
+
+def lora_local_file(lora: LoraAdapter) -> Path:
+    """The adapter's file on this worker's disk, fetched from storage once."""
+    target = Path(settings.WORK_DIR) / "loras" / f"lora-{lora.pk}-v{lora.version}.safetensors"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        with default_storage.open(lora.file.name, "rb") as source, open(partial, "wb") as out:
+            shutil.copyfileobj(source, out)
+        partial.replace(target)
+    return target
+
+
+def _file_names(job: Job, segment: Segment, variant: int) -> tuple[str, str]:
+    stem = f"org-{job.organization_id}/campaigns/{job.campaign_id}/clips/job{job.pk}-seg{segment.pk}-v{variant}"
+    return f"{stem}.mp4", f"{stem}.jpg"
+
+
+def _store(local: Path, name: str) -> str:
+    # Fixed names make a retried slot overwrite its own leftovers instead of piling up copies.
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    with open(local, "rb") as fh:
+        return default_storage.save(name, File(fh, name=local.name))
+
+
+def _remove_job_output(job: Job) -> None:
+    for clip in Clip.objects.filter(job=job):
+        for name in (clip.video.name, clip.poster.name):
+            if name:
+                default_storage.delete(name)
+        clip.delete()
+
+
+def campaign_generate_run(handle: JobHandle) -> dict:
+    """The work of a GENERATE_CLIPS job."""
+    from generation.engine import GenerationCancelled, get_engine
+    from generation.media import write_mp4, write_poster
+
+    job = handle.job
+    campaign = Campaign.objects.select_related("brand").get(pk=job.campaign_id)
+    segments = list(selectors.segment_list_for_campaign(campaign=campaign))
+    variants = int(job.params.get("variants_per_segment", 1))
+    steps = int(job.params["steps"])
+    guidance = float(job.params["guidance"])
+    lora = selectors.lora_latest_for_brand(brand=campaign.brand)
+    spec = model_spec()
+
+    # 1. The model: loaded once per worker process and kept.
+    handle.progress(0.01, "loading the model", force=True)
+    engine = get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
+                        vae_tiling=settings.GENERATION_VAE_TILING)
+    adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
+
+    total = len(segments) * steps
+    made = 0
+    try:
+        for index, segment in enumerate(segments):
+            done = set(Clip.objects.filter(job=job, segment=segment).values_list("variant", flat=True))
+            todo = [v for v in range(variants) if v not in done]
+            if not todo:
+                continue
+            prompt, negative = segment_prompt(campaign=campaign, segment=segment)
+            seeds = [clip_seed(campaign_id=campaign.pk, segment_id=segment.pk, variant=v) for v in todo]
+
+            # 2. All variants of this segment's prompt in one batched call.
+            def on_step(step: int, of: int, index=index) -> bool:
+                return handle.keep_going(0.02 + 0.93 * (index * steps + step) / total,
+                                         f"segment {index + 1}/{len(segments)} '{segment.name}': step {step}/{of}")
+
+            try:
+                videos = engine.generate(
+                    prompt=prompt, negative_prompt=negative, seeds=seeds, num_frames=campaign.num_frames,
+                    width=campaign.width, height=campaign.height, steps=steps, guidance=guidance,
+                    fps=campaign.fps, lora=adapter, on_step=on_step,
+                )
+            except GenerationCancelled:
+                raise JobCancelled(f"job {job.pk} was cancelled")
+            seconds = engine.last_seconds / len(seeds)
+
+            # 3. Encode, store, record: the row is written only after both files are stored.
+            with tempfile.TemporaryDirectory(dir=_scratch()) as tmp:
+                for variant, seed, frames in zip(todo, seeds, videos):
+                    mp4, jpg = Path(tmp) / f"v{variant}.mp4", Path(tmp) / f"v{variant}.jpg"
+                    write_mp4(frames, mp4, fps=campaign.fps)
+                    write_poster(frames, jpg)
+                    video_name, poster_name = _file_names(job, segment, variant)
+                    stored_video, stored_poster = _store(mp4, video_name), _store(jpg, poster_name)
+                    with transaction.atomic():
+                        if not Job.objects.select_for_update().filter(pk=job.pk, status=Job.Status.RUNNING).exists():
+                            for name in (stored_video, stored_poster):
+                                default_storage.delete(name)
+                            raise JobCancelled(f"job {job.pk} was cancelled")
+                        Clip.objects.create(
+                            organization_id=job.organization_id, campaign=campaign, segment=segment, job=job,
+                            variant=variant, prompt=prompt, negative_prompt=negative, seed=seed, model=spec.name,
+                            lora=lora, lora_version=lora.version if lora else None, steps=steps, guidance=guidance,
+                            num_frames=campaign.num_frames, width=campaign.width, height=campaign.height,
+                            fps=campaign.fps, video=stored_video, poster=stored_poster, seconds=round(seconds, 3),
+                        )
+                    made += 1
+    except JobCancelled:
+        _remove_job_output(job)
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
+            status=Campaign.Status.DRAFT if not campaign.clips.exists() else Campaign.Status.IN_REVIEW,
+            updated_at=timezone.now(),
+        )
+        raise
+
+    Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
+        status=Campaign.Status.IN_REVIEW, updated_at=timezone.now()
+    )
+    clips = Clip.objects.filter(job=job).count()
+    return {"clips": clips, "made_this_attempt": made, "lora_version": lora.version if lora else None,
+            "forward_calls_last_segment": engine.last_forward_calls}
+
+
+def _scratch() -> Path:
+    path = Path(settings.WORK_DIR) / "scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,204 @@
+"""LoRA trainer: it learns, resumes exactly, is cancellable, and writes a LoRA stock diffusers loads.
+
+Plain tests (no database) on the tiny Wan checkpoint, CPU float32, so equal runs are equal to
+the last bit. Each test trains a few dozen steps at most: a step of the tiny model is milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("peft")
+torch = pytest.importorskip("torch")
+
+from generation.training import TrainingCancelled, TrainingSample, train_lora  # noqa: E402
+from generation.training.dataset import load_pixels  # noqa: E402
+
+COLOURS = [(220, 30, 30), (30, 200, 40), (20, 40, 220), (240, 220, 20)]
+CHECKPOINT_FILES = {"pytorch_lora_weights.safetensors", "optimizer.pt", "rng_state.pt", "trainer_state.json"}
+# 9 frames of 32x32 keep a step at a few milliseconds; the size is a multiple of 16 as Wan needs.
+SMALL = {"num_frames": 9, "width": 32, "height": 32}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_cpu_thread():
+    """One intra-op thread: the tiny model gains nothing from two, and on a shared 2-core machine
+    two spinning OpenMP threads next to another busy process made these tests 6x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> list[TrainingSample]:
+    """Four solid-colour images (one not square, to exercise the crop) and one tiny MP4 clip."""
+    import imageio.v3 as iio
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("assets")
+    result = []
+    for index, colour in enumerate(COLOURS):
+        path = folder / f"colour{index}.png"
+        Image.new("RGB", (48 if index == 0 else 32, 32), colour).save(path)
+        result.append(TrainingSample(path=path, kind="image", caption=f"sks brand, colour {index}"))
+    frames = np.zeros((20, 32, 32, 3), dtype=np.uint8)
+    frames[..., 0] = np.linspace(0, 255, 20, dtype=np.uint8)[:, None, None]  # a red fade-in
+    clip = folder / "fade.mp4"
+    iio.imwrite(clip, frames, fps=8, codec="libx264")
+    result.append(TrainingSample(path=clip, kind="clip", caption="sks brand, red fade"))
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_path, samples, tmp_path_factory):
+    """One 60-step run shared by the tests that only read its result."""
+    checkpoints: list[tuple[Path, int]] = []
+    output_dir = tmp_path_factory.mktemp("trained")
+    result = train_lora(model_path=tiny_model_path, samples=samples, output_dir=output_dir, steps=60,
+                        learning_rate=3e-3, checkpoint_every=20,
+                        on_checkpoint=lambda path, step: checkpoints.append((path, step)), **SMALL)
+    return result, output_dir, checkpoints
+
+
+def test_loss_falls_on_a_small_fixed_dataset(trained):
+    result, _, _ = trained
+    assert result.steps == 60 and len(result.losses) == 60
+    assert all(np.isfinite(result.losses))
+    # Per-step losses are noisy (each draws its own sigma): compare averages over 15 steps.
+    first, last = np.mean(result.losses[:15]), np.mean(result.losses[-15:])
+    assert last < 0.9 * first, (first, last)
+
+
+def test_checkpoints_are_complete_and_reported(trained):
+    result, output_dir, checkpoints = trained
+    assert [step for _, step in checkpoints] == [20, 40, 60]
+    for path, step in checkpoints:
+        assert path == output_dir / "checkpoints" / f"step-{step}"
+        assert {p.name for p in path.iterdir()} == CHECKPOINT_FILES
+        state = json.loads((path / "trainer_state.json").read_text())
+        assert state["step"] == step and state["losses"] == result.losses[:step]
+    # Temporary folders were renamed into place, none left behind.
+    assert sorted(p.name for p in (output_dir / "checkpoints").iterdir()) == ["step-20", "step-40", "step-60"]
+    assert result.lora_path == output_dir / "pytorch_lora_weights.safetensors"
+    assert result.parameters["rank"] == 8 and result.parameters["alpha"] == 8
+
+
+def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_model_path, samples, tmp_path):
+    from safetensors.torch import load_file
+
+    common = {"model_path": tiny_model_path, "samples": samples, "steps": 12, "checkpoint_every": 6,
+              "learning_rate": 3e-3, "seed": 7, **SMALL}
+    straight = train_lora(output_dir=tmp_path / "straight", **common)
+
+    class Killed(Exception):
+        pass
+
+    def die_at_step_8(step, total, loss):
+        if step == 8:  # two steps past the checkpoint: their work is lost, as in a real crash
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_lora(output_dir=tmp_path / "crashed", on_step=die_at_step_8, **common)
+    assert not (tmp_path / "crashed" / "pytorch_lora_weights.safetensors").exists()
+
+    torch.manual_seed(12345)  # a fresh worker's global RNG is anything: resume must not depend on it
+    resumed = train_lora(output_dir=tmp_path / "crashed", resume_from=tmp_path / "crashed" / "checkpoints" / "step-6",
+                         **common)
+
+    assert resumed.parameters["resumed_from_step"] == 6
+    np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-5)
+    expected, got = load_file(straight.lora_path), load_file(resumed.lora_path)
+    assert expected.keys() == got.keys() and len(expected) > 0
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_saved_lora_loads_into_a_stock_pipeline_and_changes_its_output(trained, tiny_model_path):
+    from diffusers import WanPipeline
+    from diffusers.utils.state_dict_utils import _load_sft_state_dict_metadata
+
+    result, output_dir, _ = trained
+    call = {"prompt": "sks brand, colour 0", "num_frames": 5, "width": 32, "height": 32,
+            "num_inference_steps": 2, "guidance_scale": 1.0, "output_type": "np"}
+    pipe = WanPipeline.from_pretrained(tiny_model_path)
+    before = pipe(generator=torch.Generator().manual_seed(0), **call).frames[0]
+
+    pipe.load_lora_weights(result.lora_path, adapter_name="brand")  # the file itself
+    after = pipe(generator=torch.Generator().manual_seed(0), **call).frames[0]
+    assert np.abs(after - before).max() > 1e-3
+
+    pipe.delete_adapters("brand")
+    pipe.load_lora_weights(output_dir, adapter_name="again")  # the folder, diffusers' default name
+    np.testing.assert_allclose(pipe(generator=torch.Generator().manual_seed(0), **call).frames[0], after, atol=1e-6)
+
+    metadata = _load_sft_state_dict_metadata(str(result.lora_path))
+    # The PEFT config travels as metadata (keys prefixed by component), so loaders need not guess.
+    assert metadata["transformer.r"] == 8 and metadata["transformer.lora_alpha"] == 8
+    assert sorted(metadata["transformer.target_modules"]) == ["to_k", "to_out.0", "to_q", "to_v"]
+
+
+def test_on_step_false_cancels_between_steps(tiny_model_path, samples, tmp_path):
+    seen = []
+
+    def stop_at_three(step, total, loss):
+        seen.append((step, total))
+        return step < 3
+
+    with pytest.raises(TrainingCancelled) as cancelled:
+        train_lora(model_path=tiny_model_path, samples=samples[:1], output_dir=tmp_path, steps=50,
+                   on_step=stop_at_three, **SMALL)
+    assert cancelled.value.step == 3 and seen == [(1, 50), (2, 50), (3, 50)]
+    assert not (tmp_path / "pytorch_lora_weights.safetensors").exists()
+
+
+def test_images_become_one_frame_clips_and_clips_follow_the_frame_rule(samples):
+    image = load_pixels(sample=samples[0], num_frames=9, width=32, height=16, fps=16)
+    assert image.shape == (3, 1, 16, 32)
+    torch.testing.assert_close(image[:, 0, 8, 16], torch.tensor([220, 30, 30]) / 127.5 - 1)
+
+    clip = load_pixels(sample=samples[-1], num_frames=9, width=32, height=32, fps=16)
+    assert clip.shape == (3, 9, 32, 32) and clip.min() >= -1 and clip.max() <= 1
+    red = clip[0].mean(dim=(1, 2))
+    assert torch.all(red[1:] >= red[:-1] - 0.02)  # still a fade-in: frames kept in order
+    # Longer than the 2.5 s clip at 16 fps: spread over the whole clip instead of failing.
+    assert load_pixels(sample=samples[-1], num_frames=49, width=32, height=32, fps=16).shape[1] == 49
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_frames": 8}, "num_frames must be 4k\\+1"),
+        ({"width": 40}, "width must be a multiple of 16"),
+        ({"rank": 0}, "rank must be an integer >= 1"),
+        ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0"),
+        ({"samples": []}, "samples must be a non-empty list"),
+    ],
+)
+def test_bad_arguments_are_refused_loudly(tiny_model_path, samples, tmp_path, change, message):
+    arguments = {"model_path": tiny_model_path, "samples": samples, "output_dir": tmp_path, "steps": 1, **SMALL}
+    with pytest.raises(ValueError, match=message):
+        train_lora(**{**arguments, **change})
+
+
+def test_sample_kind_is_checked():
+    with pytest.raises(ValueError, match="kind must be one of image, clip"):
+        TrainingSample(path=Path("x.gif"), kind="gif", caption="sks")
+
+
+def test_resume_refuses_a_different_run(trained, tiny_model_path, samples, tmp_path):
+    _, output_dir, _ = trained
+    step_20 = output_dir / "checkpoints" / "step-20"
+    with pytest.raises(ValueError, match="rank: checkpoint 8, now 4"):
+        train_lora(model_path=tiny_model_path, samples=samples, output_dir=tmp_path, steps=60, rank=4,
+                   learning_rate=3e-3, resume_from=step_20, **SMALL)
+    with pytest.raises(ValueError, match="dataset_fingerprint"):
+        train_lora(model_path=tiny_model_path, samples=samples[:2], output_dir=tmp_path, steps=60,
+                   learning_rate=3e-3, resume_from=step_20, **SMALL)
+    with pytest.raises(ValueError, match="is not a training checkpoint"):
+        train_lora(model_path=tiny_model_path, samples=samples, output_dir=tmp_path, steps=60,
+                   resume_from=tmp_path, **SMALL)

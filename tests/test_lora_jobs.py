@@ -1,0 +1,138 @@
+"""LoRA training as a job: real worker processes, a worker killed mid-run, resume, and generation with the LoRA."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from campaigns import services
+from campaigns.models import Clip, Job, LoraAdapter
+from tests.conftest import BUCKET
+from tests.test_assets import image_bytes
+from tests.test_foundation import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def brand_with_assets(org, colours=((228, 87, 46), (41, 51, 92), (243, 241, 231))):
+    brand = services.brand_create(organization=org, name=f"Brand {org.pk}", style_notes="bold orange")
+    for i, colour in enumerate(colours):
+        services.asset_upload(brand=brand, upload=SimpleUploadedFile(f"{i}.png", image_bytes(size=(64, 64), colour=colour)),
+                              caption="an orange shoe")
+    return brand
+
+
+def start_worker_process(s3_endpoint: str, work_dir: Path) -> subprocess.Popen:
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "adplatform.settings_test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",  # the test database
+        "AWS_STORAGE_BUCKET_NAME": BUCKET, "AWS_S3_ENDPOINT_URL": s3_endpoint, "AWS_S3_REGION_NAME": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "WORK_DIR": str(work_dir), "LORA_CHECKPOINT_EVERY": "20",
+        # Redis hands an unacknowledged task to another worker after this long; short here so
+        # the test need not wait hours (production: longer than the longest job).
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "adplatform", "worker", "-Q", "gpu,cpu", "-P", "solo",
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> str:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    try:
+        out, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, _ = process.communicate()
+    return out.decode(errors="replace")
+
+
+def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    from adplatform.celery import app
+
+    app.control.purge()
+    brand = brand_with_assets(org)
+    job = services.brand_train(brand=brand, steps=300, rank=4)
+
+    first = start_worker_process(s3_endpoint, tmp_path / "w1")
+    try:
+        wait_for(lambda: ((Job.objects.get(pk=job.pk).result or {}).get("checkpoint") or {}).get("step", 0) >= 40,
+                 timeout=240, interval=0.05)
+    finally:
+        log_first = stop(first, signal.SIGKILL)  # no goodbye: the task stays unacknowledged
+    killed_at = Job.objects.get(pk=job.pk)
+    assert killed_at.status == Job.Status.RUNNING, log_first[-3000:]
+    checkpoint_step = killed_at.result["checkpoint"]["step"]
+
+    second = start_worker_process(s3_endpoint, tmp_path / "w2")
+    try:
+        wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=300, interval=0.2)
+    finally:
+        log_second = stop(second)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error + log_second[-3000:]
+    assert job.attempts == 2
+    assert f"resuming from step {checkpoint_step}" in log_second or job.result["checkpoint"]["step"] >= checkpoint_step
+
+    lora = LoraAdapter.objects.get(job=job)
+    assert lora.status == LoraAdapter.Status.SUCCEEDED and lora.file.name.endswith(".safetensors")
+    losses = lora.metrics["losses"]
+    assert len(losses) == 300
+    assert sum(losses[-30:]) / 30 < sum(losses[:30]) / 30  # it learned
+
+    # The same weights as a run that was never interrupted.
+    from generation.tiny_model import resolve_model_path
+    from generation.training import train_lora
+
+    from campaigns.services.training import TINY_SIZE, _samples
+
+    straight = train_lora(model_path=resolve_model_path("tiny", Path(settings.MODEL_CACHE_DIR)),
+                          samples=_samples(brand, tmp_path / "assets"), output_dir=tmp_path / "straight",
+                          steps=300, rank=4, learning_rate=lora.parameters["learning_rate"], seed=0,
+                          checkpoint_every=0, **TINY_SIZE)
+    local = tmp_path / "resumed.safetensors"
+    with lora.file.open("rb") as fh:
+        local.write_bytes(fh.read())
+    import torch
+
+    resumed, expected = load_file(local), load_file(straight.lora_path)
+    assert resumed.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=1e-4, atol=1e-5)
+
+
+def test_generation_uses_the_brands_newest_lora(worker, org, manage_client):
+    brand = brand_with_assets(org)
+    campaign = services.campaign_create(organization=org, brand=brand, name="C", brief="shoes",
+                                        num_frames=9, width=32, height=32)
+    before = services.campaign_generate(campaign=campaign, steps=2)
+    wait_for(lambda: Job.objects.get(pk=before.pk).is_finished, timeout=120)
+
+    train = services.brand_train(brand=brand, steps=40, rank=4, learning_rate=5e-3)
+    wait_for(lambda: Job.objects.get(pk=train.pk).is_finished, timeout=240)
+    assert Job.objects.get(pk=train.pk).status == Job.Status.SUCCEEDED, Job.objects.get(pk=train.pk).error
+
+    after = services.campaign_generate(campaign=campaign, steps=2)
+    wait_for(lambda: Job.objects.get(pk=after.pk).is_finished, timeout=120)
+    plain, styled = Clip.objects.get(job=before), Clip.objects.get(job=after)
+    assert (plain.lora_version, styled.lora_version) == (None, 1)
+    assert plain.seed == styled.seed  # same slot, same seed: only the LoRA differs
+    from tests.test_generation import decode
+
+    assert (decode(plain.video.name) != decode(styled.video.name)).any()
+    listed = manage_client.get(f"/api/v1/campaigns/{campaign.pk}/clips").json()
+    assert sorted(c["lora_version"] or 0 for c in listed) == [0, 1]
