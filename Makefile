@@ -36,7 +36,13 @@ web: venv
 worker: venv
 	$(DEV) $(BIN)/celery -A adplatform worker -Q gpu,cpu --concurrency 1 --loglevel INFO
 
-test: venv
+# Browser tests drive Debian's Chromium (no browser can be downloaded by Playwright here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium could not be installed (needs root and apt): the browser tests will be skipped"; }
+
+test: venv browser
 	$(BIN)/python infra/check_services.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

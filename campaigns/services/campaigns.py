@@ -131,8 +131,11 @@ def _unfinished_job(campaign: Campaign, kind: str) -> Job | None:
 
 @transaction.atomic
 def campaign_generate(*, campaign: Campaign, variants_per_segment: int = 1, steps: int | None = None,
-                      user=None) -> Job:
-    """Queue clip generation for every segment x variant; the campaign moves to 'generating'."""
+                      user=None, enqueue: bool = True) -> Job:
+    """Queue clip generation for every segment x variant; the campaign moves to 'generating'.
+
+    ``enqueue=False`` leaves the job for the caller to run in its own process (operator commands).
+    """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if isinstance(variants_per_segment, bool) or not isinstance(variants_per_segment, int) \
             or not 1 <= variants_per_segment <= MAX_VARIANTS:
@@ -156,6 +159,7 @@ def campaign_generate(*, campaign: Campaign, variants_per_segment: int = 1, step
         user=user, params={"variants_per_segment": variants_per_segment,
                            "steps": steps or settings.GENERATION_STEPS or spec.defaults["steps"],
                            "guidance": spec.defaults["guidance"]},
+        enqueue=enqueue,
     )
     campaign.status = Campaign.Status.GENERATING
     campaign.save(update_fields=["status", "updated_at"])

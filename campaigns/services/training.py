@@ -43,7 +43,7 @@ def _check(name: str, value, kind: type):
 
 @transaction.atomic
 def brand_train(*, brand: Brand, steps: int | None = None, rank: int | None = None,
-                learning_rate: float | None = None, user=None) -> Job:
+                learning_rate: float | None = None, user=None, enqueue: bool = True) -> Job:
     """Queue a LoRA training run on the brand's assets; a new LoraAdapter version records it."""
     defaults = TINY_TRAINING if model_spec().name == "tiny" else REAL_TRAINING
     params = {
@@ -65,7 +65,7 @@ def brand_train(*, brand: Brand, steps: int | None = None, rank: int | None = No
                        code="already_training", details={"job": running.pk})
     version = (brand.loras.aggregate(v=Max("version"))["v"] or 0) + 1
     job = job_create(organization=brand.organization, kind=Job.Kind.TRAIN_LORA, brand=brand, user=user,
-                     params=params)
+                     params=params, enqueue=enqueue)
     LoraAdapter.objects.create(organization=brand.organization, brand=brand, version=version, job=job,
                                base_model=settings.GENERATION_MODEL, parameters=params)
     return job
