@@ -151,6 +151,20 @@ def test_server_error_under_api_is_json():
     assert b'"server_error"' in response.content
 
 
+def test_unknown_api_path_is_json_in_development_too(manage_client, settings):
+    settings.DEBUG = True
+    assert_error(manage_client.get("/api/v1/brands/1/nope"), 404, "not_found")
+
+
+def test_unexpected_api_error_is_json_500():
+    from campaigns.api.errors import ApiExceptionMiddleware
+
+    middleware = ApiExceptionMiddleware(lambda request: None)
+    response = middleware.process_exception(RequestFactory().post("/api/v1/brands"), RuntimeError("boom"))
+    assert response.status_code == 500 and b'"server_error"' in response.content
+    assert middleware.process_exception(RequestFactory().get("/brands/"), RuntimeError("boom")) is None
+
+
 def test_rate_limit_is_429_with_retry_after(manage_client, settings):
     from django.core.cache import cache
     from rest_framework.settings import api_settings

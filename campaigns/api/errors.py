@@ -131,3 +131,19 @@ def bad_request_view(request, exception=None):
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)
+
+
+class ApiExceptionMiddleware:
+    """An unexpected error under /api/ answers the JSON envelope, in development too."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not _wants_json(request) or isinstance(exception, Http404):
+            return None
+        logger.exception("unhandled error on %s %s", request.method, request.path, exc_info=exception)
+        return server_error_view(request)

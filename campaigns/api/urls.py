@@ -1,8 +1,9 @@
 """URLs of API v1."""
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from campaigns.api import serve_views, views
+from campaigns.api.errors import not_found_view
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
@@ -25,4 +26,7 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/clip", serve_views.CampaignClipForViewerView.as_view(), name="campaign-clip"),
     path("events", serve_views.EventCreateView.as_view(), name="event-create"),
     path("health", serve_views.HealthView.as_view(), name="health"),
+    # Anything else under /api/v1/ is a JSON 404, in development too (where Django's handler404
+    # would show its HTML debug page).
+    re_path(r"^.*$", not_found_view),
 ]
