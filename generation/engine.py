@@ -1,0 +1,329 @@
+"""Generation engine: one loaded diffusers text-to-video pipeline per worker process.
+
+The torch side of `generation/`: plain parameters in, uint8 frame arrays out, no Django. A GPU
+worker loads its base model once (`get_engine`) and keeps it; brand LoRAs are loaded next to it as
+named adapters and switched per request, so changing brands never reloads the base model.
+
+One `generate` call encodes the prompt once and denoises all requested seeds as one batch. Each
+seed has its own `torch.Generator`, so a clip in the batch equals the clip that seed gives alone:
+a clip is reproducible from (model, LoRA, prompt, seed, frames, size, steps, guidance).
+Progress and cancellation use the pipeline's own hooks (`callback_on_step_end`, `_interrupt`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+# Nothing may reach for a hub: set before diffusers imports huggingface_hub, which reads the
+# variable once at import time. setdefault lets an explicit setting win.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from generation.families import ModelFamily, family_for_model_path  # noqa: E402
+from generation.media import to_uint8_frames  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ADAPTERS = 4
+# Seeds go to torch.Generator.manual_seed; keep them in the range every store handles (a
+# PostgreSQL bigint, a JSON number without precision loss is 2**53, which we do not need).
+MAX_SEED = 2**63 - 1
+# Names of what `pipe.encode_prompt` returns, per family, in order; each becomes a __call__
+# keyword. LTX also returns attention masks, the others only embeddings.
+_ENCODE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "wan": ("prompt_embeds", "negative_prompt_embeds"),
+    "cogvideox": ("prompt_embeds", "negative_prompt_embeds"),
+    "ltx": ("prompt_embeds", "prompt_attention_mask", "negative_prompt_embeds", "negative_prompt_attention_mask"),
+}
+
+OnStep = Callable[[int, int], "bool | None"]
+
+
+class GenerationCancelled(Exception):
+    """Raised by `Engine.generate` when `on_step` returned False: the caller asked to stop."""
+
+
+def pick_device() -> tuple[torch.device, torch.dtype]:
+    """CUDA with bfloat16 when a GPU is present, else CPU with float32 (CPUs are slow at bf16)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), torch.bfloat16
+    return torch.device("cpu"), torch.float32
+
+
+class Engine:
+    """One loaded pipeline, its LoRA adapters, and counters for tests and benchmarks."""
+
+    # Every base pipeline load in this process: tests prove LoRA switching never reloads.
+    base_loads: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        cpu_offload: bool = False,
+        vae_tiling: bool = False,
+        max_adapters: int = DEFAULT_MAX_ADAPTERS,
+    ) -> None:
+        import diffusers
+
+        # 1. Resolve what to load and where.
+        self.model_path = Path(model_path)
+        self.family: ModelFamily = family_for_model_path(self.model_path)
+        default_device, _ = pick_device()
+        self.device = torch.device(device) if device is not None else default_device
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.dtype = dtype
+        if max_adapters < 1:
+            raise ValueError(f"max_adapters must be at least 1; got {max_adapters}.")
+        self.max_adapters = max_adapters
+
+        # 2. Load the base pipeline (the only expensive step; done once per process).
+        pipeline_class = getattr(diffusers, self.family.pipeline_class)
+        # diffusers 0.42 takes `dtype=` (`torch_dtype=` is deprecated there and in transformers 5);
+        # a dict gives one component its own dtype at load time (casting after load warns).
+        load_dtype = self.dtype
+        if self.family.vae_in_float32 and self.dtype != torch.float32:
+            load_dtype = {"default": self.dtype, "vae": torch.float32}
+        self.pipe = pipeline_class.from_pretrained(self.model_path, dtype=load_dtype)
+        Engine.base_loads += 1
+        self.pipe.set_progress_bar_config(disable=True)
+
+        # 3. Place it: offload streams one model at a time to the GPU (for cards smaller than
+        #    the checkpoint); it is meaningless without a GPU.
+        if cpu_offload and self.device.type == "cuda":
+            self.pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            if cpu_offload:
+                logger.warning("cpu_offload ignored: it needs a CUDA device, and this engine runs on %s.", self.device)
+            self.pipe.to(self.device)
+        if vae_tiling:
+            # Decodes the video in overlapping tiles: less peak memory for large frames.
+            self.pipe.vae.enable_tiling()
+
+        # 4. Counters and LoRA bookkeeping.
+        self._adapters: OrderedDict[str, str] = OrderedDict()  # name -> source, oldest first
+        self._lora_enabled = True
+        self._forward_calls = 0
+        self.pipe.transformer.register_forward_hook(self._count_forward)
+        self.last_forward_calls = 0
+        self.last_seconds = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def loaded_adapters(self) -> list[str]:
+        """Adapter names currently loaded, least recently used first."""
+        return list(self._adapters)
+
+    def generate(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str,
+        seeds: list[int],
+        num_frames: int,
+        width: int,
+        height: int,
+        steps: int,
+        guidance: float,
+        fps: int | None = None,
+        lora: tuple[str, str] | None = None,
+        on_step: OnStep | None = None,
+    ) -> list[np.ndarray]:
+        """Generate one clip per seed; returns one uint8 array (F,H,W,3) per seed, in seed order.
+
+        `on_step(done, total)` is called after every denoising step; returning False cancels
+        the run and raises `GenerationCancelled`. `lora=(adapter_name, path)` applies that brand
+        LoRA; None runs the base model. `fps` matters only to families that condition on it (LTX).
+        """
+        # 1. Check inputs: loud errors, never silent rounding.
+        errors = self.family.validate(num_frames=num_frames, width=width, height=height)
+        if errors:
+            raise ValueError("; ".join(errors[k] for k in sorted(errors)))
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt must be a non-empty string.")
+        if not isinstance(negative_prompt, str):
+            raise ValueError("negative_prompt must be a string (may be empty).")
+        if not seeds:
+            raise ValueError("seeds must list at least one seed.")
+        for seed in seeds:
+            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+                raise ValueError(f"seeds must be integers in 0..{MAX_SEED}; got {seed!r}.")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
+            raise ValueError(f"steps must be an integer in 1..1000; got {steps!r}.")
+        if not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not 0 <= guidance <= 50:
+            raise ValueError(f"guidance must be a number in 0..50; got {guidance!r}.")
+
+        with self._lock:
+            started = time.perf_counter()
+            self._forward_calls = 0
+
+            # 2. Select the brand adapter (or none) on the already-loaded base model.
+            self._use_lora(lora)
+
+            # 3. Encode the prompt once, and repeat the embeddings for every seed in the batch.
+            batch = len(seeds)
+            call_kwargs = self._encode(
+                prompt=prompt, negative_prompt=negative_prompt, guidance=float(guidance), batch=batch
+            )
+
+            # 4. One generator per seed, on the CPU: the starting noise for a seed is then the
+            #    same on every device and at every batch position.
+            generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+            if fps is not None and self.family.fps_argument:
+                call_kwargs[self.family.fps_argument] = fps
+
+            # 5. Denoise all seeds in one batched call; progress and cancellation through the
+            #    pipeline's own step hook.
+            cancelled = False
+
+            def step_end(pipe, step_index: int, timestep, callback_kwargs: dict) -> dict:
+                nonlocal cancelled
+                total = getattr(pipe, "num_timesteps", None) or steps
+                if on_step is not None and on_step(step_index + 1, total) is False:
+                    cancelled = True
+                    # The pipeline skips its remaining steps when this is set.
+                    pipe._interrupt = True
+                return callback_kwargs
+
+            output = self.pipe(
+                num_frames=num_frames,
+                width=width,
+                height=height,
+                num_inference_steps=steps,
+                guidance_scale=float(guidance),
+                generator=generators,
+                output_type="np",
+                callback_on_step_end=step_end,
+                **call_kwargs,
+            )
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.last_forward_calls = self._forward_calls
+            self.last_seconds = time.perf_counter() - started
+            if cancelled:
+                raise GenerationCancelled(f"generation cancelled by on_step after {self._forward_calls} forward calls.")
+
+            # 6. One uint8 clip per seed.
+            frames = output.frames
+            if len(frames) != batch:
+                raise RuntimeError(f"pipeline returned {len(frames)} videos for {batch} seeds.")
+            return [to_uint8_frames(np.asarray(video)) for video in frames]
+
+    def _encode(self, *, prompt: str, negative_prompt: str, guidance: float, batch: int) -> dict:
+        names = _ENCODE_OUTPUTS[self.family.name]
+        with torch.no_grad():
+            outputs = self.pipe.encode_prompt(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                # Every pipeline here turns guidance on above 1.0; below it the negative is unused.
+                do_classifier_free_guidance=guidance > 1.0,
+                num_videos_per_prompt=1,
+                max_sequence_length=self.family.max_sequence_length,
+                device=self.pipe._execution_device,
+            )
+        if len(outputs) != len(names):
+            raise RuntimeError(
+                f"{self.family.pipeline_class}.encode_prompt returned {len(outputs)} values, expected {names}."
+            )
+        kwargs = {}
+        for name, value in zip(names, outputs):
+            if value is not None:
+                # (1, ...) -> (batch, ...): the same text conditions every seed.
+                kwargs[name] = value.repeat(batch, *([1] * (value.dim() - 1)))
+        return kwargs
+
+    def _use_lora(self, lora: tuple[str, str] | None) -> None:
+        if lora is None:
+            if self._adapters and self._lora_enabled:
+                self.pipe.disable_lora()
+                self._lora_enabled = False
+            return
+
+        name, source = lora
+        if not isinstance(name, str) or not name or "." in name:
+            # PEFT keeps adapters in nn.ModuleDicts, whose keys may not contain dots.
+            raise ValueError(f"LoRA adapter name must be a non-empty string without dots; got {name!r}.")
+        source = str(source)
+        path = Path(source)
+        if name in self._adapters and self._adapters[name] != source:
+            # Same name, new file (a retrained LoRA): the old weights must go.
+            self.pipe.delete_adapters([name])
+            del self._adapters[name]
+        if name not in self._adapters:
+            if not (path.is_file() or path.is_dir()):
+                raise FileNotFoundError(f"LoRA {name!r}: {source} is neither a file nor a folder.")
+            # Make room first: least recently used adapters are deleted, never the one asked for.
+            while len(self._adapters) >= self.max_adapters:
+                oldest, _ = self._adapters.popitem(last=False)
+                self.pipe.delete_adapters([oldest])
+            try:
+                with warnings.catch_warnings():
+                    # PEFT warns on every adapter after the first; several adapters is the design.
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                    if path.is_file():
+                        self.pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+                    else:
+                        self.pipe.load_lora_weights(str(path), adapter_name=name)
+            except Exception:
+                # A bad file can fail after some layers got the adapter: remove the remains so
+                # the next request does not run with half a LoRA. The original error is raised.
+                if name in self.pipe.get_list_adapters().get("transformer", []):
+                    self.pipe.delete_adapters([name])
+                raise
+            self._adapters[name] = source
+        self._adapters.move_to_end(name)
+        self.pipe.set_adapters([name])
+        if not self._lora_enabled:
+            self.pipe.enable_lora()
+            self._lora_enabled = True
+
+    def _count_forward(self, module, args, output) -> None:
+        self._forward_calls += 1
+
+
+_engine: Engine | None = None
+_engine_key: tuple | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine(model_path: str | Path, **options) -> Engine:
+    """The process's engine for `model_path` and `options` (Engine's keywords), loaded once.
+
+    A worker keeps one pipeline: asking for another model or other options replaces it, so two
+    base models never sit in GPU memory at once.
+    """
+    global _engine, _engine_key
+    key = (str(Path(model_path).resolve()), tuple(sorted((k, repr(v)) for k, v in options.items())))
+    with _engine_lock:
+        if _engine is not None and _engine_key == key:
+            return _engine
+        if _engine is not None:
+            logger.info("Replacing engine for %s with %s.", _engine.model_path, model_path)
+            _engine = None
+            _engine_key = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        _engine = Engine(model_path, **options)
+        _engine_key = key
+        return _engine
+
+
+def reset_engine() -> None:
+    """Forget the cached engine (tests; a worker that must free its GPU)."""
+    global _engine, _engine_key
+    with _engine_lock:
+        _engine = None
+        _engine_key = None

@@ -1,0 +1,196 @@
+"""Tiny Wan checkpoint for development and CI: the real `WanPipeline` class with toy dimensions.
+
+No model hub is reachable here, so the checkpoint is built from constructors: random (seeded)
+weights, a byte-level BPE tokenizer trained in memory on a fixed corpus, and `save_pretrained`.
+The result is a normal diffusers folder (about 0.6 MB) that every code path loads exactly like a
+real Wan2.1 checkpoint, so tests exercise the same loading, LoRA and generation code that GPU
+workers run. Its videos are noise-like: it proves plumbing, not quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+# Nothing may reach for a hub: set before transformers/diffusers import huggingface_hub, which
+# reads the variable once at import time. setdefault lets an explicit setting win.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Bump when anything below changes the produced files, so cached folders get rebuilt.
+BUILDER_VERSION = 1
+MARKER_NAME = "tiny_model.json"
+TINY_NAME = "tiny"
+
+# Fixed training corpus for the tokenizer: English and Chinese ad words, so both scripts get
+# multi-byte merges (byte-level BPE encodes any text anyway; merges only make it shorter).
+_CORPUS = (
+    "a cinematic video of a product on a table, soft light, brand colours, slow dolly-in shot",
+    "a happy family drinking coffee in a bright kitchen, morning sun, smooth tracking shot",
+    "sneakers running on a city street at night, neon lights, energetic dynamic motion",
+    "a smartphone rotating on a white background, studio lighting, high detail, sharp focus",
+    "hiking in the mountains, aerial drone shot, forest green and sky blue, calm flowing motion",
+    "blurry, low quality, distorted, watermark, flicker, jitter, static frame, deformed",
+    "colour palette of crimson red, navy blue and white; visual style: minimalist, modern",
+    "appealing to viewers who love travel, food, fashion, sports, music, gaming and fitness",
+    "一杯热咖啡放在木桌上，柔和的晨光，电影感镜头，品牌广告",
+    "年轻人在城市街头跑步，霓虹灯，动感十足，运动鞋广告",
+    "新款手机在白色背景上旋转，工作室灯光，高清细节",
+    "家庭在明亮的厨房里吃早餐，温馨，幸福，慢镜头",
+    "山间徒步，航拍镜头，绿色森林和蓝色天空，自然流畅的运动",
+    "模糊，低质量，变形，水印，闪烁，静止画面",
+)
+_VOCAB_SIZE = 512
+PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
+
+
+def build_tiny_model(folder: str | Path, *, seed: int = 0) -> Path:
+    """Build the tiny Wan pipeline into `folder` (unless already there) and return the folder.
+
+    Deterministic: the same seed gives byte-identical weights. Idempotent and crash-safe: the
+    model is written to a sibling temp folder and renamed into place, so `folder` is either
+    absent, complete, or an older complete build.
+    """
+    folder = Path(folder)
+
+    # 1. Already built by this builder version with this seed: nothing to do.
+    if _is_complete(folder, seed=seed):
+        return folder
+
+    # 2. Build into a unique sibling folder (same filesystem, so the rename below is atomic).
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.building-{uuid.uuid4().hex}"
+    try:
+        pipe = _build_pipeline(seed=seed)
+        pipe.save_pretrained(staging)
+        # The marker goes last: its presence means every other file is complete.
+        (staging / MARKER_NAME).write_text(
+            json.dumps({"builder_version": BUILDER_VERSION, "seed": seed}, sort_keys=True), encoding="utf-8"
+        )
+
+        # 3. Move into place. An outdated build is moved aside first; a concurrent builder that
+        #    won the race leaves a complete folder, and ours is then discarded.
+        if folder.exists():
+            if _is_complete(folder, seed=seed):
+                return folder
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex}"
+            folder.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            staging.rename(folder)
+        except OSError:
+            if _is_complete(folder, seed=seed):
+                return folder
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def resolve_model_path(name_or_path: str, cache_dir: Path) -> Path:
+    """"tiny" -> the tiny model built under `cache_dir`; anything else must be a local diffusers folder."""
+    if name_or_path == TINY_NAME:
+        return build_tiny_model(Path(cache_dir) / TINY_NAME)
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"Model {name_or_path!r} is neither {TINY_NAME!r} nor an existing local folder; "
+            "no model hub is reachable, so download checkpoints onto the worker first."
+        )
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"{path} has no model_index.json: it is not a diffusers pipeline folder.")
+    return path
+
+
+def _is_complete(folder: Path, *, seed: int) -> bool:
+    marker = folder / MARKER_NAME
+    if not (marker.is_file() and (folder / "model_index.json").is_file()):
+        return False
+    try:
+        info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return info.get("builder_version") == BUILDER_VERSION and info.get("seed") == seed
+
+
+def _build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=_VOCAB_SIZE,
+        special_tokens=[PAD, EOS, UNK],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(_CORPUS), trainer=trainer)
+    # T5-style: every sequence ends with </s>, as the Wan pipeline's UMT5 tokenizer does.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS}", special_tokens=[(EOS, tok.token_to_id(EOS))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=512
+    )
+
+
+def _build_pipeline(*, seed: int):
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tokenizer = _build_tokenizer()
+    vocab_size = len(tokenizer)
+
+    # One seed per component, so changing one component's dims does not reshuffle the others.
+    torch.manual_seed(seed)
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=vocab_size,
+            d_model=32,  # must equal the transformer's text_dim
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        )
+    ).eval()
+
+    # On CPU the VAE decode dominates generation time: keep it as small as Wan's VAE allows.
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLWan(
+        base_dim=8,
+        z_dim=16,  # matches the default latents_mean/latents_std lists
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    ).eval()
+
+    torch.manual_seed(seed + 2)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=32,
+        ffn_dim=64,
+        num_layers=2,
+        qk_norm="rms_norm_across_heads",
+        # The rope table is tiny either way; 1024 (Wan's own) lets tests use any size up to 1920.
+        rope_max_seq_len=1024,
+    ).eval()
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    return WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+    )
