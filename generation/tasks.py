@@ -71,14 +71,7 @@ def lora_train(job_id: int) -> None:
 
 # Personalization. Embedding a profile or a campaign's segments is not a Job (there is no row to
 # mark failed), so these use the same delivery guarantees without JobTask.
-EMBED_TASK_OPTIONS = dict(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+EMBED_TASK_OPTIONS = {name: value for name, value in JOB_TASK_OPTIONS.items() if name != "base"}
 
 
 @shared_task(

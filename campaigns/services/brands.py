@@ -31,10 +31,18 @@ def _trigger_token(name: str, organization: Organization) -> str:
     return token
 
 
-def _check_name_free(brand: Brand) -> None:
-    taken = Brand.objects.filter(organization_id=brand.organization_id, name=brand.name).exclude(pk=brand.pk)
-    if taken.exists():
-        raise ValidationError({"name": f"a brand named '{brand.name}' already exists in this organization."})
+def _save(brand: Brand) -> Brand:
+    """Validate and save; a name taken in the organization is a 400 on 'name', race or not."""
+    taken = ValidationError({"name": f"a brand named '{brand.name}' already exists in this organization."})
+    brand.full_clean(validate_constraints=False)
+    if Brand.objects.filter(organization_id=brand.organization_id, name=brand.name).exclude(pk=brand.pk).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            brand.save()
+    except IntegrityError:
+        raise taken
+    return brand
 
 
 @transaction.atomic
@@ -47,14 +55,7 @@ def brand_create(*, organization: Organization, name: str, palette: list | None 
         style_notes=style_notes or "",
     )
     brand.trigger_token = _trigger_token(brand.name, organization)
-    brand.full_clean(validate_constraints=False)
-    _check_name_free(brand)
-    try:
-        with transaction.atomic():
-            brand.save()
-    except IntegrityError:
-        raise ValidationError({"name": f"a brand named '{brand.name}' already exists in this organization."})
-    return brand
+    return _save(brand)
 
 
 @transaction.atomic
@@ -66,11 +67,4 @@ def brand_update(*, brand: Brand, name: str | None = None, palette: list | None 
         brand.palette = _clean_palette(palette)
     if style_notes is not None:
         brand.style_notes = style_notes
-    brand.full_clean(validate_constraints=False)
-    _check_name_free(brand)
-    try:
-        with transaction.atomic():
-            brand.save()
-    except IntegrityError:
-        raise ValidationError({"name": f"a brand named '{brand.name}' already exists in this organization."})
-    return brand
+    return _save(brand)
