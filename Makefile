@@ -36,10 +36,12 @@ web: venv
 worker: venv
 	$(DEV) $(BIN)/celery -A adplatform worker -Q gpu,cpu --concurrency 1 --loglevel INFO
 
-# Browser tests drive Debian's Chromium (no browser can be downloaded by Playwright here).
+# Browser tests drive Debian's Chromium (no browser can be downloaded by Playwright here); the
+# font draws the Traditional Chinese pages.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
-	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	@{ command -v chromium && dpkg -s fonts-wqy-microhei; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (and a CJK font) for the browser tests"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) || \
 	  echo "chromium could not be installed (needs root and apt): the browser tests will be skipped"; }
 
 test: venv browser

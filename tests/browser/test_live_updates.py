@@ -1,0 +1,62 @@
+"""Live panels without a worker: the test moves a job along in the database and the page follows.
+
+The poller swaps the training panel every second while its job runs (the loss chart grows point
+by point), stops once the job is over, and a cancel button on the jobs page ends a running job.
+"""
+import pytest
+from playwright.sync_api import expect
+
+from campaigns.models import Job, LoraAdapter, Membership
+from tests import factories
+from tests.browser.conftest import sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_training_panel_follows_the_job(page, member, shoot):
+    user = member(Membership.Role.MARKETER)
+    org = user.memberships.get().organization
+    brand = factories.BrandFactory(organization=org, name="Lakeside")
+    job = factories.JobFactory(organization=org, brand=brand, kind=Job.Kind.TRAIN_LORA, status=Job.Status.RUNNING,
+                               progress=0.3, message="step 3/10 loss 0.9000")
+    LoraAdapter.objects.create(organization=org, brand=brand, version=1, base_model="tiny", job=job,
+                               parameters={"steps": 10, "rank": 8})
+    sign_in(page, user)
+    page.goto(f"/brands/{brand.pk}/")
+    panel = page.locator("#training")
+    expect(panel.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "30")
+    expect(panel.locator("figure[data-live-loss] polyline")).to_have_count(1)
+
+    for step, loss in [(5, 0.7), (8, 0.45)]:
+        Job.objects.filter(pk=job.pk).update(progress=step / 10, message=f"step {step}/10 loss {loss:.4f}")
+        expect(panel.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", str(step * 10))
+    points = panel.locator("figure[data-live-loss] polyline").get_attribute("points").split()
+    assert len(points) == 3, points  # one point per step the page saw
+    shoot(page, "04b-brand-training-live")
+
+    losses = [0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.47, 0.45, 0.44, 0.43]
+    LoraAdapter.objects.filter(job=job).update(status=LoraAdapter.Status.SUCCEEDED,
+                                               metrics={"losses": losses, "final_loss": 0.43})
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, progress=1.0, message="LoRA ready")
+    expect(panel.locator(".job .pill.succeeded")).to_be_visible()
+    expect(panel).to_contain_text("final loss 0.4300")
+    assert page.locator("#training").get_attribute("data-poll") is None
+
+
+def test_cancel_a_running_job_from_the_jobs_page(page, member, shoot):
+    user = member(Membership.Role.MARKETER)
+    org = user.memberships.get().organization
+    campaign = factories.CampaignFactory(brand__organization=org, name="Autumn")
+    job = factories.JobFactory(organization=org, campaign=campaign, kind=Job.Kind.GENERATE_CLIPS,
+                               status=Job.Status.RUNNING, progress=0.25, message="segment 1/2 'General': step 1/2")
+    sign_in(page, user)
+    page.goto("/jobs/")
+    row = page.locator(f"[data-job-row='{job.pk}']")
+    expect(row).to_contain_text("25%")
+    Job.objects.filter(pk=job.pk).update(progress=0.5)
+    expect(row).to_contain_text("50%")  # the table refreshes itself
+    shoot(page, "11b-jobs-running")
+    row.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".msg.success")).to_contain_text(f"Job #{job.pk} cancelled.")
+    expect(page.locator(f"[data-job-row='{job.pk}'] .pill")).to_have_text("Cancelled")
+    assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
