@@ -287,6 +287,11 @@ class Clip(OrgOwned):
     seconds = models.FloatField(default=0.0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING_REVIEW, db_index=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Running totals of this clip's events, bumped with F() as events arrive: choosing a variant
+    # (Thompson sampling) and the dashboard read them instead of counting Event rows.
+    impressions = models.PositiveBigIntegerField(default=0)
+    clicks = models.PositiveBigIntegerField(default=0)
+    completes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["segment_id", "variant", "id"]

@@ -41,17 +41,17 @@ class ProfileSerializer(serializers.Serializer):
 
 
 class ServedClipBodySerializer(serializers.Serializer):
-    id = serializers.IntegerField(source="clip.id")
+    id = serializers.IntegerField()
     url = serializers.CharField(help_text="signed URL of the MP4; a plain GET fetches it until expires_at")
     poster_url = serializers.CharField(help_text="signed URL of the poster image")
-    width = serializers.IntegerField(source="clip.width")
-    height = serializers.IntegerField(source="clip.height")
-    num_frames = serializers.IntegerField(source="clip.num_frames")
-    fps = serializers.IntegerField(source="clip.fps")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    num_frames = serializers.IntegerField()
+    fps = serializers.IntegerField()
 
 
 class ServedClipSerializer(serializers.Serializer):
-    clip = ServedClipBodySerializer(source="*")
+    clip = ServedClipBodySerializer()
     segment = SegmentRefSerializer(allow_null=True, help_text="the viewer's segment; null for an unknown viewer")
     expires_at = serializers.DateTimeField()
     fallback = serializers.BooleanField(help_text="true when the clip is the campaign's fallback, not of the "

@@ -10,7 +10,6 @@ After either, a new or changed profile joins its nearest segment as soon as it i
 
 Model and scikit-learn imports happen inside these functions, which only workers run.
 """
-import logging
 from collections import defaultdict
 
 from django.db import transaction
@@ -19,8 +18,6 @@ from django.utils import timezone
 from campaigns.models import Campaign, Profile, Segment, SegmentMembership
 
 from .jobs import JobHandle
-
-logger = logging.getLogger(__name__)
 
 # Rows per round trip when reading embeddings or writing memberships: bounded memory per batch.
 BATCH = 1000

@@ -14,13 +14,15 @@ of the fallback segment picked by a hash of their id: the same one every time, w
 import hashlib
 import random
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
@@ -38,19 +40,94 @@ NOT_SERVING = {
 }
 # Enough rows to hold the first segment's variants; more would only cost transfer time.
 FALLBACK_ROWS = 64
-# Only the columns a served clip needs (prompts can be long).
-CLIP_FIELDS = ("id", "organization_id", "campaign_id", "segment_id", "status", "width", "height", "num_frames",
-               "fps", "video", "poster", "impressions", "clicks")
 
 
 @dataclass(frozen=True)
 class ServedClip:
-    clip: Clip
-    segment: Segment | None
+    clip_id: int
+    width: int
+    height: int
+    num_frames: int
+    fps: int
     url: str
     poster_url: str
     expires_at: datetime
+    segment_id: int | None  # the viewer's segment; None for a viewer without one
+    segment_name: str | None
     fallback: bool  # True when the clip is not of the viewer's own segment
+
+
+# The hot lookup, written out once: campaign ⟕ viewer ⟕ membership ⟕ segment ⟕ remembered clip.
+# Raw SQL because here the ORM's query compilation would cost more than the query itself. Every
+# join is on a primary key or a unique index (profile: organization + external_id; membership:
+# profile + campaign). No row: no such campaign in this organization.
+_LOOKUP_SQL = """
+SELECT c.status, m.id, m.segment_id, m.clip_id, s.name,
+       k.status, k.segment_id, k.width, k.height, k.num_frames, k.fps, k.video, k.poster
+FROM {campaign} c
+LEFT JOIN {profile} p ON p.organization_id = c.organization_id AND p.external_id = %s
+LEFT JOIN {membership} m ON m.profile_id = p.id AND m.campaign_id = c.id
+LEFT JOIN {segment} s ON s.id = m.segment_id
+LEFT JOIN {clip} k ON k.id = m.clip_id
+WHERE c.id = %s AND c.organization_id = %s
+""".format(campaign=Campaign._meta.db_table, profile=Profile._meta.db_table,
+           membership=SegmentMembership._meta.db_table, segment=Segment._meta.db_table, clip=Clip._meta.db_table)
+
+
+@contextmanager
+def _hot_cursor():
+    """A cursor for the serving path's few queries; on PostgreSQL they run as prepared statements.
+
+    Planning the lookup's five-way join takes longer than running it (0.3 ms against 0.05 ms
+    prepared, measured here). Django turns psycopg's prepared statements off, for connection
+    poolers in transaction mode, and its default cursors bind parameters client-side, which never
+    prepares; so preparing is switched on for this connection's server-binding cursors only, and
+    only this function makes one. Behind PgBouncer, use 1.21 or newer with max_prepared_statements
+    set, or set SERVE_PREPARED_STATEMENTS = False.
+    """
+    if connection.vendor != "postgresql" or not getattr(settings, "SERVE_PREPARED_STATEMENTS", True):
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        raw.prepare_threshold = 0  # prepare on first use (psycopg keeps up to 100 per connection)
+    cursor = ServerBindingCursor(raw)
+    # Django's own wrapper: the query is counted and logged like any other.
+    wrapped = connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    with wrapped:
+        yield wrapped
+
+
+def _fetch_all(sql: str, params: list) -> list[tuple]:
+    with _hot_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# Remembering a viewer's variant: conditional, so that of two first requests racing the first
+# choice stays; and on PostgreSQL committed without waiting for the disk (see
+# commit_without_waiting_for_disk), set inside the statement itself so that the write stays one
+# round trip instead of four (BEGIN, SET LOCAL, UPDATE, COMMIT).
+_REMEMBER_SQL = {
+    "postgresql": """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE {membership} SET clip_id = %s
+WHERE id = %s AND clip_id IS NOT DISTINCT FROM %s AND EXISTS (SELECT 1 FROM relaxed)
+""".format(membership=SegmentMembership._meta.db_table),
+}
+
+
+def _remember(*, membership_id: int, previous: int | None, chosen: int) -> bool:
+    sql = _REMEMBER_SQL.get(connection.vendor)
+    if sql is None:
+        return bool(SegmentMembership.objects.filter(pk=membership_id, clip_id=previous).update(clip_id=chosen))
+    with _hot_cursor() as cursor:
+        cursor.execute(sql, [chosen, membership_id, previous])
+        return cursor.rowcount == 1
 
 
 def clip_for_viewer(*, organization: Organization, campaign_id: int, external_id: str,
@@ -61,84 +138,116 @@ def clip_for_viewer(*, organization: Organization, campaign_id: int, external_id
     campaign is paused or archived, or has no approved clip.
     """
     external_id = profile_clean_external_id(external_id=external_id, field="profile")
+    if not 0 < campaign_id < 2**62:  # beyond the column's range: cannot exist
+        raise NotFound("no such campaign in this organization.", code="not_found")
 
-    # 1. The viewer's membership, with its campaign, segment and remembered clip: one query.
-    membership = (
-        SegmentMembership.objects
-        .filter(organization=organization, campaign_id=campaign_id, profile__organization=organization,
-                profile__external_id=external_id)
-        .select_related("campaign", "segment", "clip")
-        .only("id", "segment_id", "clip_id", "campaign__id", "campaign__status", "segment__id", "segment__name",
-              *(f"clip__{name}" for name in CLIP_FIELDS))
-        .first()
-    )
-    if membership is not None:
-        campaign = membership.campaign
-    else:
-        campaign = Campaign.objects.filter(organization=organization, pk=campaign_id).only("id", "status").first()
-        if campaign is None:
-            raise NotFound("no such campaign in this organization.", code="not_found")
-    if campaign.status in NOT_SERVING:
-        raise NotFound(NOT_SERVING[campaign.status], code="no_clip", details={"campaign_status": campaign.status})
+    # 1. Campaign, the viewer's membership, segment and remembered clip: one query.
+    rows = _fetch_all(_LOOKUP_SQL, [external_id, campaign_id, organization.pk])
+    if not rows:
+        raise NotFound("no such campaign in this organization.", code="not_found")
+    (campaign_status, membership_id, segment_id, remembered_id, segment_name,
+     clip_status, clip_segment_id, width, height, num_frames, fps, video, poster) = rows[0]
+    if campaign_status in NOT_SERVING:
+        raise NotFound(NOT_SERVING[campaign_status], code="no_clip", details={"campaign_status": campaign_status})
 
     # 2. Steady state: the remembered variant, still approved and still of the viewer's segment.
-    segment = membership.segment if membership else None
-    remembered = membership.clip if membership else None
-    if remembered is not None and remembered.status == Clip.Status.APPROVED \
-            and remembered.segment_id == membership.segment_id:
-        return _served(remembered, segment, fallback=False, request=request)
+    if remembered_id is not None and clip_status == Clip.Status.APPROVED and clip_segment_id == segment_id:
+        return _served(clip_id=remembered_id, width=width, height=height, num_frames=num_frames, fps=fps,
+                       video=video, poster=poster, segment_id=segment_id, segment_name=segment_name,
+                       fallback=False, request=request)
 
     # 3. First visit (or the remembered clip was withdrawn): the candidates, then a choice.
-    candidates, fallback = _candidates(organization, campaign.pk, membership.segment_id if membership else None)
+    candidates, fallback = _candidates(organization, campaign_id, segment_id)
     if not candidates:
         raise NotFound("this campaign has no approved clip yet; clips are served once a reviewer approves them.",
-                       code="no_clip", details={"campaign_status": campaign.status})
-    if membership is None:
-        return _served(_by_hash(candidates, campaign.pk, external_id), None, fallback=True, request=request)
-    by_id = {clip.pk: clip for clip in candidates}
-    if membership.clip_id in by_id:
-        return _served(by_id[membership.clip_id], segment, fallback=fallback, request=request)
-    chosen = thompson_choice(candidates)
-    # Conditional write: of two first requests racing, the first choice stays for good.
-    if not SegmentMembership.objects.filter(pk=membership.pk, clip_id=membership.clip_id).update(clip=chosen):
-        current = SegmentMembership.objects.filter(pk=membership.pk).values_list("clip_id", flat=True).first()
-        chosen = by_id.get(current, chosen)
-    return _served(chosen, segment, fallback=fallback, request=request)
+                       code="no_clip", details={"campaign_status": campaign_status})
+    if membership_id is None:
+        chosen = _by_hash(candidates, campaign_id, external_id)
+    else:
+        by_id = {clip.id: clip for clip in candidates}
+        chosen = by_id.get(remembered_id)
+        if chosen is None:
+            chosen = thompson_choice(candidates)
+            if not _remember(membership_id=membership_id, previous=remembered_id, chosen=chosen.id):
+                current = SegmentMembership.objects.filter(pk=membership_id).values_list("clip_id", flat=True).first()
+                chosen = by_id.get(current, chosen)
+    return _served(clip_id=chosen.id, width=chosen.width, height=chosen.height, num_frames=chosen.num_frames,
+                   fps=chosen.fps, video=chosen.video, poster=chosen.poster, segment_id=segment_id,
+                   segment_name=segment_name, fallback=fallback, request=request)
 
 
-def _candidates(organization: Organization, campaign_id: int, segment_id: int | None) -> tuple[list[Clip], bool]:
+@contextmanager
+def commit_without_waiting_for_disk():
+    """A transaction whose commit does not wait for the WAL flush (PostgreSQL: synchronous_commit off).
+
+    For the serving path's writes only (a remembered variant, an event): a database crash may lose
+    the last fraction of a second of them, which costs a viewer a fresh draw or a report one count,
+    while waiting for the disk on every one would cost milliseconds per request (3 ms here, against
+    0.1 ms). Consistency is unaffected; other writes keep full durability.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
+
+
+class Candidate(NamedTuple):
+    """An approved clip as the choice needs it."""
+
+    id: int
+    segment_id: int | None
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    video: str
+    poster: str
+    impressions: int
+    clicks: int
+
+
+# The viewer's segment's approved clips first; then, by segment position, the fallback's. One
+# query for both cases, using the (campaign, status, segment) index.
+_CANDIDATES_SQL = """
+SELECT k.id, k.segment_id, k.width, k.height, k.num_frames, k.fps, k.video, k.poster, k.impressions, k.clicks
+FROM {clip} k
+LEFT JOIN {segment} s ON s.id = k.segment_id
+WHERE k.campaign_id = %s AND k.organization_id = %s AND k.status = %s
+ORDER BY CASE WHEN k.segment_id = %s THEN 0 ELSE 1 END, s.position NULLS LAST, k.segment_id NULLS LAST, k.id
+LIMIT {rows}
+""".format(clip=Clip._meta.db_table, segment=Segment._meta.db_table, rows=FALLBACK_ROWS)
+
+
+def _candidates(organization: Organization, campaign_id: int, segment_id: int | None) -> tuple[list[Candidate], bool]:
     """Approved clips of the viewer's segment; else of the campaign's fallback: (clips, is_fallback).
 
     The fallback is the approved clips of the first segment by position that has any (segment
     clustering puts the biggest audience first), else any approved clip of the campaign.
     """
-    approved = Clip.objects.filter(organization=organization, campaign_id=campaign_id,
-                                   status=Clip.Status.APPROVED).only(*CLIP_FIELDS)
-    if segment_id is not None:
-        own = list(approved.filter(segment_id=segment_id).order_by("id"))
-        if own:
-            return own, False
-    rows = list(approved.order_by(F("segment__position").asc(nulls_last=True), F("segment_id").asc(nulls_last=True),
-                                  "id")[:FALLBACK_ROWS])
-    return [clip for clip in rows if rows and clip.segment_id == rows[0].segment_id], True
+    rows = [Candidate(*row) for row in _fetch_all(
+        _CANDIDATES_SQL, [campaign_id, organization.pk, Clip.Status.APPROVED.value, segment_id or 0])]
+    if not rows:
+        return [], True
+    first_segment = rows[0].segment_id
+    return [c for c in rows if c.segment_id == first_segment], not (segment_id and first_segment == segment_id)
 
 
-def thompson_choice(clips: list[Clip], rng: random.Random | None = None) -> Clip:
+def thompson_choice(clips: list, rng: random.Random | None = None):
     """One draw from each clip's Beta(1 + clicks, 1 + non-clicks) posterior; the highest wins."""
     rng = rng or random
     return max(clips, key=lambda c: rng.betavariate(1 + c.clicks, 1 + max(0, c.impressions - c.clicks)))
 
 
-def _by_hash(clips: list[Clip], campaign_id: int, external_id: str) -> Clip:
+def _by_hash(clips: list[Candidate], campaign_id: int, external_id: str) -> Candidate:
     digest = hashlib.blake2b(f"{campaign_id}:{external_id}".encode(), digest_size=8).digest()
     return clips[int.from_bytes(digest, "big") % len(clips)]
 
 
-def _served(clip: Clip, segment: Segment | None, *, fallback: bool, request: HttpRequest | None) -> ServedClip:
-    url, expires_at = signed_url_reused(clip.video.name, request=request)
-    poster_url, poster_expires = signed_url_reused(clip.poster.name, request=request)
-    return ServedClip(clip=clip, segment=segment, url=url, poster_url=poster_url,
-                      expires_at=min(expires_at, poster_expires), fallback=fallback)
+def _served(*, video: str, poster: str, request: HttpRequest | None, **fields) -> ServedClip:
+    url, expires_at = signed_url_reused(video, request=request)
+    poster_url, poster_expires = signed_url_reused(poster, request=request)
+    return ServedClip(url=url, poster_url=poster_url, expires_at=min(expires_at, poster_expires), **fields)
 
 
 # --- signed URLs, reused while they have most of their life ahead ----------------------------------
@@ -181,7 +290,6 @@ def signed_urls_forget() -> None:
 COUNTERS = {Event.Type.IMPRESSION: "impressions", Event.Type.CLICK: "clicks", Event.Type.COMPLETE: "completes"}
 
 
-@transaction.atomic
 def event_record(*, organization: Organization, clip_id, profile: str, event_type: str) -> Event:
     """Store one impression, click or complete of a clip by a viewer, and bump the clip's counter.
 
@@ -204,9 +312,10 @@ def event_record(*, organization: Organization, clip_id, profile: str, event_typ
             profile=OuterRef("pk"), campaign_id=clip["campaign_id"]).values("segment_id")[:1]))
         .values("id", "segment_id").first()
     )
-    event = Event.objects.create(organization=organization, clip_id=clip["id"],
-                                 profile_id=viewer["id"] if viewer else None,
-                                 segment_id=viewer["segment_id"] if viewer else None, type=event_type)
     field = COUNTERS[event_type]
-    Clip.objects.filter(pk=clip["id"]).update(**{field: F(field) + 1})
+    with commit_without_waiting_for_disk():
+        event = Event.objects.create(organization=organization, clip_id=clip["id"],
+                                     profile_id=viewer["id"] if viewer else None,
+                                     segment_id=viewer["segment_id"] if viewer else None, type=event_type)
+        Clip.objects.filter(pk=clip["id"]).update(**{field: F(field) + 1})
     return event
