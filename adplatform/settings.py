@@ -80,6 +80,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker write the same file; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Keep connections open between requests (opening one costs more than a clip lookup).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The clip-for-viewer lookup runs as a server-side prepared statement on PostgreSQL; turn off
+# behind PgBouncer older than 1.21 in transaction mode.
+SERVE_PREPARED_STATEMENTS = env.bool("SERVE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,6 +200,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # The generator: a local diffusers folder of a DiT text-to-video pipeline, or "tiny".
 GENERATION_MODEL = env.str("GENERATION_MODEL", default="tiny")
+# wan, ltx or cogvideox; empty: read from the model folder (set it where the folder is absent).
+GENERATION_MODEL_FAMILY = env.str("GENERATION_MODEL_FAMILY", default="")
 MODEL_CACHE_DIR = env.path("MODEL_CACHE_DIR", default=VAR_DIR / "models")
 GENERATION_CPU_OFFLOAD = env.bool("GENERATION_CPU_OFFLOAD", default=False)
 GENERATION_VAE_TILING = env.bool("GENERATION_VAE_TILING", default=False)

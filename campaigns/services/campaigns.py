@@ -34,7 +34,7 @@ def model_spec() -> ModelSpec:
     name = settings.GENERATION_MODEL
     if name == "tiny":
         return ModelSpec(name, DEFAULT_FAMILY, TINY_DEFAULTS)
-    family_name = getattr(settings, "GENERATION_MODEL_FAMILY", "")
+    family_name = settings.GENERATION_MODEL_FAMILY
     if family_name:
         family = family_by_name(family_name)
     elif (Path(name) / "model_index.json").is_file():

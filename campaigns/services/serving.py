@@ -85,7 +85,7 @@ def _hot_cursor():
     only this function makes one. Behind PgBouncer, use 1.21 or newer with max_prepared_statements
     set, or set SERVE_PREPARED_STATEMENTS = False.
     """
-    if connection.vendor != "postgresql" or not getattr(settings, "SERVE_PREPARED_STATEMENTS", True):
+    if connection.vendor != "postgresql" or not settings.SERVE_PREPARED_STATEMENTS:
         with connection.cursor() as cursor:
             yield cursor
         return
