@@ -218,3 +218,14 @@ def test_going_live_needs_an_approved_clip(manage_client, org):
     assert manage_client.post(url, {"status": "live"}, format="json").json()["status"] == "live"
     assert manage_client.post(url, {"status": "paused"}, format="json").json()["status"] == "paused"
     assert_error(manage_client.post(url, {"status": "draft"}, format="json"), 400)
+
+
+@pytest.mark.worker
+def test_a_failed_generation_says_why_and_releases_the_campaign(worker, manage_client, brand, settings, tmp_path):
+    campaign_id = create(manage_client, brand, num_frames=9, width=32, height=32).json()["id"]
+    settings.GENERATION_MODEL = str(tmp_path / "no-such-model")
+    job = run_generation(manage_client, campaign_id)
+    assert job.status == Job.Status.FAILED
+    assert "no-such-model" in job.error and "local folder" in job.error
+    assert Campaign.objects.get(pk=campaign_id).status == Campaign.Status.DRAFT
+    assert manage_client.get(f"/api/v1/jobs/{job.pk}").json()["status"] == "failed"

@@ -21,7 +21,7 @@ from campaigns import selectors
 from campaigns.models import Campaign, Clip, Job, LoraAdapter, Segment
 
 from .campaigns import model_spec
-from .jobs import JobCancelled, JobHandle
+from .jobs import TRANSIENT_ERRORS, JobCancelled, JobHandle
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +95,15 @@ def campaign_generate_run(handle: JobHandle) -> dict:
     lora = selectors.lora_latest_for_brand(brand=campaign.brand)
     spec = model_spec()
 
-    # 1. The model: loaded once per worker process and kept.
-    handle.progress(0.01, "loading the model", force=True)
-    engine = get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
-                        vae_tiling=settings.GENERATION_VAE_TILING)
-    adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
-
     total = len(segments) * steps
     made = 0
     try:
+        # 1. The model: loaded once per worker process and kept.
+        handle.progress(0.01, "loading the model", force=True)
+        engine = get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
+                            vae_tiling=settings.GENERATION_VAE_TILING)
+        adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
+
         for index, segment in enumerate(segments):
             done = set(Clip.objects.filter(job=job, segment=segment).values_list("variant", flat=True))
             todo = [v for v in range(variants) if v not in done]
@@ -150,10 +150,12 @@ def campaign_generate_run(handle: JobHandle) -> dict:
                     made += 1
     except JobCancelled:
         _remove_job_output(job)
-        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
-            status=Campaign.Status.DRAFT if not campaign.clips.exists() else Campaign.Status.IN_REVIEW,
-            updated_at=timezone.now(),
-        )
+        _settle(campaign)
+        raise
+    except TRANSIENT_ERRORS:
+        raise  # retried: the campaign is still generating
+    except Exception:
+        _settle(campaign)  # failed for good: the clips made so far stay reviewable
         raise
 
     Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
@@ -162,6 +164,14 @@ def campaign_generate_run(handle: JobHandle) -> dict:
     clips = Clip.objects.filter(job=job).count()
     return {"clips": clips, "made_this_attempt": made, "lora_version": lora.version if lora else None,
             "forward_calls_last_segment": engine.last_forward_calls}
+
+
+def _settle(campaign: Campaign) -> None:
+    """A generation that ended without finishing leaves the campaign as its clips say."""
+    Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
+        status=Campaign.Status.IN_REVIEW if campaign.clips.exists() else Campaign.Status.DRAFT,
+        updated_at=timezone.now(),
+    )
 
 
 def _scratch() -> Path:
