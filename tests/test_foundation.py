@@ -19,7 +19,7 @@ from campaigns import services
 from campaigns.files import signed_url
 from campaigns.models import ApiKey, Job
 from tests import factories
-from tests.conftest import BUCKET, api_client_for
+from tests.conftest import BUCKET
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent

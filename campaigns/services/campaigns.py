@@ -1,4 +1,5 @@
 """Campaigns: create (validated against what the base model can take), generate, go live, pause."""
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,6 @@ def _clean_segments(segments) -> tuple[list[dict], int | None]:
     if not isinstance(segments, list) or len(segments) > MAX_SEGMENTS:
         raise ValidationError({"segments": f"segments must be an integer k or a list of at most {MAX_SEGMENTS} "
                                            "{name, attributes} objects."})
-    import json
-
     clean, names = [], set()
     for i, item in enumerate(segments):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
