@@ -10,7 +10,7 @@ DEV := DJANGO_DEBUG=1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test run worker web venv browser clean
+.PHONY: demo test run worker web venv browser clean tiny-model
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ browser:
 test: venv browser
 	$(BIN)/python infra/check_services.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Rebuilds generation/checkpoints/tiny from scratch on the toy world (about 30 min on a 2-core CPU).
+tiny-model: venv
+	$(BIN)/python -m generation.toyworld.train --output generation/checkpoints/tiny
 
 clean:
 	rm -rf var/

@@ -21,6 +21,8 @@ GENERAL_SEGMENT = "General"
 # What the project's tiny checkpoint makes well and fast on a CPU; real checkpoints use their
 # family's own defaults (Wan2.1: 81 frames at 832x480).
 TINY_DEFAULTS = {"num_frames": 17, "width": 128, "height": 128, "fps": 8, "steps": 8, "guidance": 5.0}
+# The toy-world checkpoint learned 9-frame 32 px clips; larger sizes run but lose the picture.
+TOYWORLD_DEFAULTS = {"num_frames": 9, "width": 32, "height": 32, "fps": 8, "steps": 20, "guidance": 5.0}
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,19 @@ class ModelSpec:
     family: ModelFamily
     defaults: dict
 
+    @property
+    def is_tiny(self) -> bool:
+        """One of the project's own CPU-sized checkpoints (not a real one)."""
+        return self.name in ("tiny", "tiny-toyworld")
+
 
 def model_spec() -> ModelSpec:
     """The configured base model's family and defaults, read without loading it (no torch here)."""
     name = settings.GENERATION_MODEL
     if name == "tiny":
         return ModelSpec(name, DEFAULT_FAMILY, TINY_DEFAULTS)
+    if name == "tiny-toyworld":
+        return ModelSpec(name, DEFAULT_FAMILY, TOYWORLD_DEFAULTS)
     family_name = settings.GENERATION_MODEL_FAMILY
     if family_name:
         family = family_by_name(family_name)

@@ -45,7 +45,7 @@ def _check(name: str, value, kind: type):
 def brand_train(*, brand: Brand, steps: int | None = None, rank: int | None = None,
                 learning_rate: float | None = None, user=None, enqueue: bool = True) -> Job:
     """Queue a LoRA training run on the brand's assets; a new LoraAdapter version records it."""
-    defaults = TINY_TRAINING if model_spec().name == "tiny" else REAL_TRAINING
+    defaults = TINY_TRAINING if model_spec().is_tiny else REAL_TRAINING
     params = {
         "steps": _check("steps", defaults["steps"] if steps is None else steps, int),
         "rank": _check("rank", defaults["rank"] if rank is None else rank, int),
@@ -148,7 +148,7 @@ def lora_train_run(handle: JobHandle) -> dict:
         Job.objects.filter(pk=job.pk).update(result=result)
         job.result = result
 
-    size = TINY_SIZE if model_spec().name == "tiny" else REAL_SIZE
+    size = TINY_SIZE if model_spec().is_tiny else REAL_SIZE
     try:
         outcome = train_lora(
             model_path=local_model_path(), samples=_samples(brand, work / "assets", params.get("asset_ids")), output_dir=work / "run",

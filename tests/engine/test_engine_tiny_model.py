@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from generation.families import WAN, family_for_model_path
-from generation.tiny_model import BUILDER_VERSION, MARKER_NAME, build_tiny_model, resolve_model_path
+from generation.tiny_model import (
+    BUILDER_VERSION, MARKER_NAME, TRAINED_TINY_DIR, build_tiny_model, resolve_model_path,
+)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -71,6 +73,7 @@ def test_tokenizer_covers_chinese_and_matches_text_encoder(tiny_model_path: Path
 def test_resolve_model_path(tmp_path: Path):
     built = resolve_model_path("tiny", tmp_path / "cache")
     assert built == tmp_path / "cache" / "tiny"
+    assert resolve_model_path("tiny-toyworld", tmp_path / "cache") == TRAINED_TINY_DIR
     assert resolve_model_path(str(built), tmp_path) == built
     with pytest.raises(FileNotFoundError, match="neither"):
         resolve_model_path(str(tmp_path / "nowhere"), tmp_path)

@@ -1,0 +1,130 @@
+"""Quality of the `tiny-toyworld` checkpoint on the toy world: `python benchmarks/quality.py`.
+
+1. Prompt adherence: one clip (32x32, 9 frames) per held-out scene (`world.heldout_scenes`, 80
+   combinations no training clip shows), scored by `generation.eval.adherence`: the share of clips
+   with the right foreground colour, background colour and direction.
+2. Brand efficacy: a brand LoRA trained with `generation.training.train_lora` on eight still images
+   of shapes in the held-out colour family (orange shades), captioned with a trigger token in place
+   of the colour ("a acme circle standing still on a blue background"); then the share of clips
+   whose foreground reads as orange, for trigger prompts with the LoRA and without it.
+
+Prints each share and the checkpoint's size; the last line is one JSON object for scripts:
+{"foreground": ..., "background": ..., "direction": ..., "brand_with_lora": ..., "brand_without_lora": ..., "checkpoint_mb": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image  # noqa: E402
+
+from generation.engine import Engine  # noqa: E402
+from generation.eval.adherence import measure_clip, score_clip  # noqa: E402
+from generation.tiny_model import resolve_model_path  # noqa: E402
+from generation.toyworld.world import (  # noqa: E402
+    BRAND_COLOUR, BRAND_SHADES, DIRECTIONS, SHAPES, TRAIN_COLOURS, Scene, heldout_scenes, render_clip,
+)
+
+TRIGGER = "acme"
+REQUEST = {"num_frames": 9, "width": 32, "height": 32, "negative_prompt": ""}
+BRAND_PROMPTS = 50
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-toyworld", help='"tiny-toyworld" (the committed checkpoint) or a local diffusers folder')
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip")
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--lora-steps", type=int, default=400)
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--lora-lr", type=float, default=1e-3)
+    parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        model_path = resolve_model_path(args.model, Path(tmp) / "cache")
+        size_mb = sum(p.stat().st_size for p in model_path.rglob("*") if p.is_file()) / 1e6
+        engine = Engine(model_path, device="cpu")
+        call = {**REQUEST, "steps": args.steps, "guidance": args.guidance}
+        print(f"model: {model_path} ({size_mb:.1f} MB); {args.steps} steps, guidance {args.guidance}")
+
+        # 1. Prompt adherence on held-out scenes.
+        scenes = heldout_scenes()
+        totals = {"foreground": 0, "background": 0, "direction": 0}
+        for i, scene in enumerate(scenes):
+            [clip] = engine.generate(prompt=scene.caption(), seeds=[i], **call)
+            for key, ok in score_clip(clip, scene).items():
+                totals[key] += ok
+            if args.save_strips and i < 16:
+                _save_strip(clip, args.save_strips / f"heldout-{i:02d}.png", scene.caption(), measure_clip(clip))
+        shares = {key: value / len(scenes) for key, value in totals.items()}
+        for key, share in shares.items():
+            print(f"{key:>10}: {share:.0%} of {len(scenes)} held-out prompts")
+
+        # 2. Brand efficacy: train the LoRA, then count orange foregrounds with and without it.
+        lora_path = _train_brand_lora(model_path, Path(tmp), args)
+        rng = random.Random(11)
+        prompts = [Scene(rng.choice(SHAPES), BRAND_COLOUR, rng.choice(DIRECTIONS), rng.choice(TRAIN_COLOURS))
+                   for _ in range(BRAND_PROMPTS)]
+        brand = {"brand_with_lora": 0, "brand_without_lora": 0}
+        for i, scene in enumerate(prompts):
+            prompt = scene.caption(colour_word=TRIGGER)
+            for key, lora in (("brand_with_lora", ("brand", str(lora_path))), ("brand_without_lora", None)):
+                [clip] = engine.generate(prompt=prompt, seeds=[1000 + i], lora=lora, **call)
+                brand[key] += measure_clip(clip).foreground == BRAND_COLOUR
+                if args.save_strips and i < 8:
+                    _save_strip(clip, args.save_strips / f"{key}-{i:02d}.png", prompt, measure_clip(clip))
+        brand = {key: value / BRAND_PROMPTS for key, value in brand.items()}
+        print(f"brand colour ({BRAND_COLOUR}) with trigger + LoRA: {brand['brand_with_lora']:.0%}, "
+              f"with trigger, no LoRA: {brand['brand_without_lora']:.0%} of {BRAND_PROMPTS} prompts")
+        print(f"checkpoint: {size_mb:.1f} MB; benchmark took {time.perf_counter() - started:.0f} s")
+        print(json.dumps({**{k: round(v, 3) for k, v in shares.items()},
+                          **{k: round(v, 3) for k, v in brand.items()}, "checkpoint_mb": round(size_mb, 2)}))
+
+
+def _train_brand_lora(model_path: Path, tmp: Path, args) -> Path:
+    from generation.training import train_lora
+    from generation.training.schema import TrainingSample
+
+    # Eight still images: every shape, varied backgrounds, four orange shades.
+    folder = tmp / "brand"
+    folder.mkdir()
+    backgrounds = ("white", "blue", "black", "green", "purple", "white", "blue", "green")
+    samples = []
+    for i, background in enumerate(backgrounds):
+        scene = Scene(SHAPES[i % 3], BRAND_COLOUR, "still", background)
+        image = render_clip(scene, seed=500 + i, num_frames=1, width=32, height=32,
+                            colour_rgb=BRAND_SHADES[i % len(BRAND_SHADES)])[0]
+        path = folder / f"brand-{i}.png"
+        Image.fromarray(image).save(path)
+        samples.append(TrainingSample(path=path, kind="image", caption=scene.caption(colour_word=TRIGGER)))
+    result = train_lora(model_path=model_path, samples=samples, output_dir=tmp / "lora", steps=args.lora_steps,
+                        rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
+                        num_frames=1, width=32, height=32)
+    first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
+    print(f"brand LoRA: {len(samples)} images, {args.lora_steps} steps, loss {first:.3f} -> {last:.3f}")
+    return result.lora_path
+
+
+def _save_strip(clip, path: Path, caption: str, measured) -> None:
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(list(clip), axis=1)).resize((clip.shape[2] * clip.shape[0] * 3, clip.shape[1] * 3),
+                                                              Image.NEAREST).save(path)
+    path.with_suffix(".txt").write_text(f"{caption}\n{measured}\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation of generated clips: does a clip show what its prompt asked for (`adherence`)."""

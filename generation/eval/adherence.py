@@ -1,0 +1,101 @@
+"""Prompt adherence for toy-world clips, attribute by attribute: colours, and direction of motion.
+
+`measure_clip` reads a clip as the toy world draws it: the background is the colour of the border
+ring, the foreground is every pixel far (in CIE Lab) from that background, and each colour is named
+by the nearest entry of the palette in CIE Lab. The direction is the slope of a straight line
+fitted through the foreground's centroid frame by frame: "still" when the shape travels less than
+a tenth of the frame, else the dominant axis and its sign (image y grows downwards, so "up" is -y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from generation.toyworld.world import COLOURS, Scene
+
+# A pixel belongs to the foreground when it is this far (Lab Delta E 1976) from the background:
+# well above codec and decoder noise, well below the distance between any two palette colours.
+FOREGROUND_DELTA_E = 25.0
+# Fewer foreground pixels than this share of a frame means "no shape" in that frame.
+MIN_FOREGROUND_SHARE = 0.01
+# Travel below this share of the frame's shorter side over the whole clip reads as "still".
+STILL_TRAVEL = 0.1
+
+
+@dataclass(frozen=True)
+class Measurement:
+    background: str
+    foreground: str | None  # None: no shape found
+    direction: str | None  # None: no shape found in at least two frames
+    travel: tuple[float, float]  # (dx, dy) of the fitted centroid track over the clip, in pixels
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 or 0..255 float sRGB (..., 3) -> CIE Lab (D65), float64."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124564, 0.3575761, 0.1804375],
+                             [0.2126729, 0.7151522, 0.0721750],
+                             [0.0193339, 0.1191920, 0.9503041]]).T
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+_NAMES = tuple(COLOURS)
+_PALETTE_LAB = srgb_to_lab(np.array([COLOURS[n] for n in _NAMES]))
+
+
+def nearest_colour(rgb) -> str:
+    """The palette name nearest to one sRGB colour in CIE Lab."""
+    distances = np.linalg.norm(_PALETTE_LAB - srgb_to_lab(np.asarray(rgb))[None], axis=-1)
+    return _NAMES[int(np.argmin(distances))]
+
+
+def measure_clip(frames: np.ndarray) -> Measurement:
+    """Background and foreground colour names and motion direction of a uint8 clip (F, H, W, 3)."""
+    video = np.asarray(frames)
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"measure_clip needs frames shaped (F, H, W, 3); got {video.shape}.")
+    num_frames, height, width, _ = video.shape
+    lab = srgb_to_lab(video)
+
+    # 1. Background: the median colour of the two-pixel border ring over all frames.
+    ring = np.ones((height, width), dtype=bool)
+    ring[2:-2, 2:-2] = False
+    background_rgb = np.median(video[:, ring].reshape(-1, 3), axis=0)
+    background_lab = srgb_to_lab(background_rgb)
+
+    # 2. Foreground: pixels far from the background; its colour is their median.
+    mask = np.linalg.norm(lab - background_lab, axis=-1) > FOREGROUND_DELTA_E  # (F, H, W)
+    counts = mask.sum(axis=(1, 2))
+    present = counts >= MIN_FOREGROUND_SHARE * height * width
+    if not present.any():
+        return Measurement(nearest_colour(background_rgb), None, None, (0.0, 0.0))
+    foreground = nearest_colour(np.median(video[mask], axis=0))
+
+    # 3. Direction: least-squares line through the centroids of the frames that show the shape.
+    if present.sum() < 2:
+        return Measurement(nearest_colour(background_rgb), foreground, None, (0.0, 0.0))
+    ys, xs = np.mgrid[0:height, 0:width]
+    t = np.flatnonzero(present).astype(np.float64)
+    cx = np.array([xs[mask[i]].mean() for i in t.astype(int)])
+    cy = np.array([ys[mask[i]].mean() for i in t.astype(int)])
+    span = max(num_frames - 1, 1)
+    dx, dy = np.polyfit(t, cx, 1)[0] * span, np.polyfit(t, cy, 1)[0] * span
+    if max(abs(dx), abs(dy)) < STILL_TRAVEL * min(height, width):
+        direction = "still"
+    elif abs(dx) >= abs(dy):
+        direction = "right" if dx > 0 else "left"
+    else:
+        direction = "down" if dy > 0 else "up"
+    return Measurement(nearest_colour(background_rgb), foreground, direction, (float(dx), float(dy)))
+
+
+def score_clip(frames: np.ndarray, scene: Scene) -> dict[str, bool]:
+    """Attribute -> whether the clip shows what `scene` asks for."""
+    m = measure_clip(frames)
+    return {"foreground": m.foreground == scene.colour, "background": m.background == scene.background,
+            "direction": m.direction == scene.direction}
