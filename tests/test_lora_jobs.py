@@ -65,7 +65,7 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, 
 
     app.control.purge()
     brand = brand_with_assets(org)
-    job = services.brand_train(brand=brand, steps=300, rank=4)
+    job = services.brand_train(brand=brand, steps=600, rank=4)
 
     first = start_worker_process(s3_endpoint, tmp_path / "w1")
     try:
@@ -90,7 +90,7 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, 
     lora = LoraAdapter.objects.get(job=job)
     assert lora.status == LoraAdapter.Status.SUCCEEDED and lora.file.name.endswith(".safetensors")
     losses = lora.metrics["losses"]
-    assert len(losses) == 300
+    assert len(losses) == 600
     assert sum(losses[-30:]) / 30 < sum(losses[:30]) / 30  # it learned
 
     # The same weights as a run that was never interrupted.
@@ -101,7 +101,7 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, 
 
     straight = train_lora(model_path=resolve_model_path("tiny", Path(settings.MODEL_CACHE_DIR)),
                           samples=_samples(brand, tmp_path / "assets"), output_dir=tmp_path / "straight",
-                          steps=300, rank=4, learning_rate=lora.parameters["learning_rate"], seed=0,
+                          steps=600, rank=4, learning_rate=lora.parameters["learning_rate"], seed=0,
                           checkpoint_every=0, **TINY_SIZE)
     local = tmp_path / "resumed.safetensors"
     with lora.file.open("rb") as fh:
