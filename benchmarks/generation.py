@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from benchmarks.memory import peak_memory_mb  # noqa: E402
 
 from generation.engine import Engine  # noqa: E402
 from generation.media import to_uint8_frames  # noqa: E402
@@ -96,12 +97,7 @@ def main() -> None:
     baseline_seconds_per_clip = statistics.median(s for s, _, _ in baseline) / clips_n
     forward_calls_per_clip = measured[-1][1] / clips_n
     baseline_forward_per_clip = baseline[-1][1] / clips_n
-    if cuda:
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-        peak_what = "CUDA max_memory_allocated over the measured runs"
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-        peak_what = "process max RSS, imports included"
+    peak_mb, peak_what = peak_memory_mb(cuda)
     diff = max(int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()) for a, b in zip(measured[-1][2], baseline[-1][2]))
     ratio = baseline_seconds_per_clip / seconds_per_clip
 

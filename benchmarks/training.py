@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from benchmarks.memory import peak_memory_mb  # noqa: E402
 
 from generation.tiny_model import build_tiny_model  # noqa: E402
 from generation.training import TrainingSample, train_lora  # noqa: E402
@@ -56,12 +57,7 @@ def main() -> None:
                            on_step=lambda step, total, loss: stamps.append(time.perf_counter()))
         # float(loss) inside the trainer waits for the GPU, so stamps are real step ends.
         seconds_per_step = statistics.median(np.diff(stamps[WARMUP_STEPS:]).tolist())
-        if cuda:
-            peak_mb = torch.cuda.max_memory_allocated() / 2**20
-            peak_what = "CUDA max_memory_allocated"
-        else:
-            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-            peak_what = "process max RSS"
+        peak_mb, peak_what = peak_memory_mb(cuda)
         print(f"training: {seconds_per_step * 1000:.2f} ms/step (median of steps {WARMUP_STEPS + 1}-{TRAIN_STEPS}), "
               f"loss {np.mean(first.losses[:10]):.3f} -> {np.mean(first.losses[-10:]):.3f}")
         print(f"peak memory: {peak_mb:.1f} MB ({peak_what})")

@@ -365,18 +365,27 @@ def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
-def test_web_process_never_imports_torch():
+def assert_web_process_stays_light(*, imports: str, heavy: tuple[str, ...]) -> None:
+    """In a fresh interpreter set up like the web process, run ``imports`` (plus Celery's task
+    discovery) and fail if any of the ``heavy`` modules got imported."""
     code = (
         "import sys, django; django.setup();"
-        "import adplatform.urls, campaigns.api.views, campaigns.dashboard.views;"
+        f"{imports};"
         "from adplatform.celery import app; app.loader.import_default_modules();"
-        "from django.test import Client; Client().get('/api/v1/schema/');"
-        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'peft') if m in sys.modules];"
+        f"heavy = [m for m in {heavy!r} if m in sys.modules];"
         "print('HEAVY', heavy); sys.exit(1 if heavy else 0)"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "adplatform.settings_test"}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_web_process_never_imports_torch():
+    assert_web_process_stays_light(
+        imports="import adplatform.urls, campaigns.api.views, campaigns.dashboard.views;"
+                "from django.test import Client; Client().get('/api/v1/schema/')",
+        heavy=("torch", "diffusers", "transformers", "peft"),
+    )
 
 
 def test_openapi_schema_is_served(client):

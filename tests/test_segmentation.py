@@ -1,9 +1,6 @@
 """Embeddings and segments: the canonical profile text, MiniLM vectors, k-means named by common
 attributes, marketer-defined centroids, a new profile placed in its nearest segment by a real
 worker, and the web process never loading a model."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +14,8 @@ from campaigns.services.segmentation import campaign_segment_run, segments_embed
 from generation import embeddings
 from generation.segmentation import describe, kmeans, nearest, segment
 from tests import factories
-from tests.test_foundation import wait_for
+from tests.test_foundation import assert_web_process_stays_light, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 
 HIKERS = [{"interests": ["hiking", "camping"], "style": "outdoor"}, {"interests": ["hiking", "trail running"],
           "style": "outdoor"}, {"interests": ["hiking"], "style": "outdoor", "locale": "en-US"}]
@@ -247,17 +243,11 @@ def test_segments_k_runs_as_a_job_on_a_worker(worker, org):
 # --- the web process stays light ------------------------------------------------------------------
 
 def test_web_process_never_imports_model_libraries():
-    code = (
-        "import sys, django; django.setup();"
-        "import adplatform.urls, campaigns.api.urls, campaigns.api.serve_views, campaigns.services;"
-        "import campaigns.services.segmentation, campaigns.services.profiles, campaigns.selectors_serving;"
-        "from adplatform.celery import app; app.loader.import_default_modules();"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'sklearn', 'transformers') if m in sys.modules];"
-        "print('HEAVY', heavy); sys.exit(1 if heavy else 0)"
+    assert_web_process_stays_light(
+        imports="import adplatform.urls, campaigns.api.urls, campaigns.api.serve_views, campaigns.services;"
+                "import campaigns.services.segmentation, campaigns.services.profiles, campaigns.selectors_serving",
+        heavy=("torch", "sentence_transformers", "sklearn", "transformers"),
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "adplatform.settings_test"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_personalization_tasks_are_registered_with_their_guarantees():
