@@ -16,7 +16,8 @@ classes the engine loads for a real checkpoint. The recipe, as named steps:
 4. Transformer: `WanTransformer3DModel` trained with the objective of the LoRA trainer and the
    pipeline's scheduler (flow matching, `FlowMatchEulerDiscreteScheduler(shift=3)` sigmas,
    timestep = sigma * 1000, target noise - x0), captions dropped 10% of the time (replaced by the
-   empty prompt) so classifier-free guidance works.
+   empty prompt) so classifier-free guidance works, and a quarter of the steps on still images
+   (the clips' first frames), as Wan trains on images and videos together.
 5. Save: `WanPipeline(...).save_pretrained` into a staging folder, renamed into place.
 """
 
@@ -40,7 +41,9 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from generation.families import WAN  # noqa: E402
-from generation.toyworld.world import COLOURS, DIRECTIONS, SHAPES, Scene, render_clip, train_scenes  # noqa: E402
+from generation.toyworld.world import (  # noqa: E402
+    COLOURS, DIRECTIONS, SHAPES, Scene, heldout_scenes, render_clip, train_scenes,
+)
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny"
 MARKER_NAME = "toyworld.json"
@@ -57,27 +60,29 @@ class Recipe:
     seed: int = 0
     z_dim: int = 8
     vae_base_dim: int = 16
-    vae_steps: int = 1500
+    vae_steps: int = 4000
     vae_batch: int = 6
     vae_lr: float = 2e-3
     vae_kl_weight: float = 1e-4
-    vae_shape_weight: float = 4.0
+    vae_shape_weight: float = 8.0
     clips_per_scene: int = 8
     dit_dim_heads: int = 4
     dit_head_dim: int = 32
     dit_layers: int = 4
     dit_ffn: int = 256
-    dit_steps: int = 6000
+    dit_steps: int = 14000
     dit_batch: int = 32
-    dit_lr: float = 5e-4
-    # A warm restart: a second one-cycle schedule over the same data, from the first's weights.
-    dit_restart_steps: int = 4000
-    dit_restart_lr: float = 3e-4
+    dit_lr: float = 8e-4
     caption_dropout: float = 0.1
+    image_share: float = 0.25
 
 
-def train(*, output: Path, recipe: Recipe, device: str = "cpu") -> Path:
-    """Run the whole recipe and write the pipeline folder to `output`; returns `output`."""
+def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path | None = None) -> Path:
+    """Run the whole recipe and write the pipeline folder to `output`; returns `output`.
+
+    `vae_from`: a pipeline folder whose VAE to reuse instead of training one (step 2), for
+    trying transformer recipes quickly; the rebuild from scratch leaves it out.
+    """
     started = time.perf_counter()
     dev = torch.device(device)
     # Tiny weights drift into denormal floats late in training, which x86 CPUs handle ~100x slower.
@@ -88,7 +93,15 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu") -> Path:
     text_encoder = pipe.text_encoder.to(dev)
 
     # 2. VAE.
-    vae = _train_vae(recipe, dev)
+    if vae_from is None:
+        vae = _train_vae(recipe, dev)
+    else:
+        from diffusers import AutoencoderKLWan
+
+        vae = AutoencoderKLWan.from_pretrained(Path(vae_from) / "vae").to(dev).eval().requires_grad_(False)
+
+    # The transformer cannot draw better than the VAE decodes: report the VAE's own adherence.
+    print(f"VAE round trip of held-out clips: {_vae_adherence(vae, dev)}")
 
     # 3. Dataset: latents of every training scene, and the caption embeddings.
     scenes = train_scenes()
@@ -104,14 +117,8 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu") -> Path:
     embeds = _encode_captions(pipe, captions + [""], dev)
     empty = embeds[-1:]
 
-    # 4. Transformer: one one-cycle run, then a warm restart at a lower peak rate (the loss was
-    #    still falling after the first; the restart took the foreground colour from 64% to 82%).
-    transformer = _train_transformer(recipe, mu, sd, scene_index, embeds[:-1], empty, dev,
-                                     steps=recipe.dit_steps, lr=recipe.dit_lr)
-    if recipe.dit_restart_steps:
-        transformer = _train_transformer(recipe, mu, sd, scene_index, embeds[:-1], empty, dev,
-                                         steps=recipe.dit_restart_steps, lr=recipe.dit_restart_lr,
-                                         transformer=transformer)
+    # 4. Transformer.
+    transformer = _train_transformer(recipe, mu, sd, scene_index, embeds[:-1], empty, dev)
 
     # 5. Save.
     from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
@@ -120,7 +127,8 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu") -> Path:
                          transformer=transformer.cpu().eval(),
                          scheduler=FlowMatchEulerDiscreteScheduler(shift=FLOW_SHIFT))
     info = {"recipe": asdict(recipe), "device": device, "seconds": round(time.perf_counter() - started, 1),
-            "torch_threads": torch.get_num_threads(), "train_size": [NUM_FRAMES, HEIGHT, WIDTH]}
+            "torch_threads": torch.get_num_threads(), "train_size": [NUM_FRAMES, HEIGHT, WIDTH],
+            "vae_from": str(vae_from) if vae_from else None}
     _save(result, output, info)
     return output
 
@@ -203,6 +211,22 @@ def _train_vae(recipe: Recipe, dev: torch.device):
     return vae.eval().requires_grad_(False)
 
 
+@torch.no_grad()
+def _vae_adherence(vae, dev: torch.device) -> dict[str, float]:
+    """Share of held-out clips whose VAE reconstruction the adherence checker reads right, per attribute."""
+    from generation.eval.adherence import score_clip
+
+    scenes = heldout_scenes()
+    right = dict.fromkeys(("foreground", "background", "direction"), 0)
+    for i, scene in enumerate(scenes):
+        pixels = _to_pixels([render_clip(scene, seed=i, num_frames=NUM_FRAMES, width=WIDTH, height=HEIGHT)]).to(dev)
+        decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample[0].float().cpu()
+        frames = decoded.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
+        for key, ok in score_clip(frames, scene).items():
+            right[key] += ok
+    return {key: round(value / len(scenes), 3) for key, value in right.items()}
+
+
 # --- 3. Dataset -----------------------------------------------------------------------------
 
 
@@ -235,22 +259,21 @@ def _encode_captions(pipe, captions: list[str], dev: torch.device) -> torch.Tens
 # --- 4. Transformer -------------------------------------------------------------------------
 
 
-def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: torch.device, *, steps: int,
-                       lr: float, transformer=None):
-    """Train `transformer` (a new one when None) for `steps` of one one-cycle schedule peaking at `lr`."""
+def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: torch.device):
+    """A new transformer, trained for `dit_steps` of one one-cycle schedule peaking at `dit_lr`."""
     from diffusers import WanTransformer3DModel
 
-    if transformer is None:
-        torch.manual_seed(recipe.seed + 2)
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=recipe.dit_dim_heads, attention_head_dim=recipe.dit_head_dim,
-            in_channels=recipe.z_dim, out_channels=recipe.z_dim, text_dim=embeds.shape[-1], freq_dim=64,
-            ffn_dim=recipe.dit_ffn, num_layers=recipe.dit_layers, qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=1024,
-        )
-    transformer = transformer.to(dev).train().requires_grad_(True)
-    optimizer = torch.optim.AdamW(transformer.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
+    torch.manual_seed(recipe.seed + 2)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=recipe.dit_dim_heads, attention_head_dim=recipe.dit_head_dim,
+        in_channels=recipe.z_dim, out_channels=recipe.z_dim, text_dim=embeds.shape[-1], freq_dim=64,
+        ffn_dim=recipe.dit_ffn, num_layers=recipe.dit_layers, qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=1024,
+    ).to(dev).train()
+    steps = recipe.dit_steps
+    optimizer = torch.optim.AdamW(transformer.parameters(), lr=recipe.dit_lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.dit_lr, total_steps=steps,
+                                                   pct_start=0.05)
     generator = torch.Generator().manual_seed(recipe.seed + 3)
     embeds, empty, restore = _collapse_padding(transformer, embeds, empty)
     mu, sd, embeds, empty = mu.to(dev), sd.to(dev), embeds.to(dev), empty.to(dev)
@@ -258,10 +281,16 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
     bar = tqdm(range(steps), desc="transformer", unit="step", mininterval=2.0)
     ema = None
     for step in bar:
-        b = recipe.dit_batch
+        # Some steps train on still images, the clips' first frames (Wan's VAE encodes the first
+        # frame alone, so its latent is the image's): as Wan itself trains on images and videos,
+        # so that a LoRA trained on brand images carries over to clips. They cost a third of a
+        # clip step, so they come in batches twice as large.
+        image = float(torch.rand((), generator=generator)) < recipe.image_share
+        b = recipe.dit_batch * (2 if image else 1)
         pick = torch.randint(len(mu), (b,), generator=generator).to(dev)
-        eps = torch.randn(mu[pick].shape, generator=generator).to(dev)
-        x0 = mu[pick] + sd[pick] * eps
+        frames = 1 if image else mu.shape[2]
+        eps = torch.randn(mu[pick][:, :, :frames].shape, generator=generator).to(dev)
+        x0 = mu[pick][:, :, :frames] + sd[pick][:, :, :frames] * eps
         noise = torch.randn(x0.shape, generator=generator).to(dev)
         u = torch.rand((b,), generator=generator).to(dev)
         sigma = FLOW_SHIFT * u / (1 + (FLOW_SHIFT - 1) * u)
@@ -343,6 +372,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="pipeline folder to (re)write")
     parser.add_argument("--device", default="cpu", help="cpu (the recipe's target) or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--vae-from", type=Path, default=None,
+                        help="reuse this pipeline folder's VAE instead of training one (for recipe trials)")
     defaults = Recipe()
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
@@ -351,7 +382,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     recipe = Recipe(**{name: getattr(args, name) for name in asdict(defaults)})
     started = time.perf_counter()
-    train(output=args.output, recipe=recipe, device=args.device)
+    train(output=args.output, recipe=recipe, device=args.device, vae_from=args.vae_from)
     size = sum(p.stat().st_size for p in args.output.rglob("*") if p.is_file())
     print(f"wrote {args.output} ({size / 1e6:.1f} MB) in {(time.perf_counter() - started) / 60:.1f} min")
 

@@ -1,7 +1,7 @@
 """The toy world: clips of one flat-colour shape moving over a flat background, and their captions.
 
 Every clip is fully described by a `Scene` (shape, foreground colour, direction, background
-colour) plus a seed that places it; `render_clip` draws it at any size and frame count, so the
+colour) plus a seed that shifts its path a little; `render_clip` draws it at any size and frame count, so the
 same scene renders deterministically for training, tests and the adherence checker's ground truth.
 Captions follow one template: "a red circle moving left on a white background".
 
@@ -41,6 +41,7 @@ _SPLIT_SEED = 7
 # over the whole clip (whatever the frame count), so motion reads the same at every size.
 RADIUS = 0.2
 TRAVEL = 0.35
+JITTER = 0.1
 _VELOCITY = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "still": (0, 0)}
 _SUPERSAMPLE = 2
 
@@ -77,7 +78,7 @@ def train_scenes() -> list[Scene]:
 def render_clip(scene: Scene, *, seed: int, num_frames: int = 9, width: int = 32, height: int = 32,
                 colour_rgb: tuple[int, int, int] | None = None,
                 background_rgb: tuple[int, int, int] | None = None) -> np.ndarray:
-    """Draw the scene as uint8 frames (F, H, W, 3); the seed picks where the shape starts.
+    """Draw the scene as uint8 frames (F, H, W, 3); the seed shifts the centred path.
 
     `colour_rgb`/`background_rgb` override the named colours (brand shades, the VAE's random colours).
     """
@@ -89,11 +90,14 @@ def render_clip(scene: Scene, *, seed: int, num_frames: int = 9, width: int = 32
     radius = RADIUS * side
     dx, dy = (TRAVEL * side * v for v in _VELOCITY[scene.direction])
 
-    # 1. Start so that the whole path stays inside the frame, one pixel clear of the border.
+    # 1. The path is centred in the frame; the seed shifts it by up to JITTER of the shorter side
+    #    each way, kept one pixel clear of the border. Where a clip starts thus tells its direction
+    #    as its motion does, which a model of a few MB can learn in minutes on a CPU.
     rng = random.Random(f"{seed}")
     margin = radius + 1
-    x0 = rng.uniform(margin + max(0.0, -dx), width - margin - max(0.0, dx))
-    y0 = rng.uniform(margin + max(0.0, -dy), height - margin - max(0.0, dy))
+    jitter = JITTER * side
+    x0 = _clamp(width / 2 - dx / 2 + rng.uniform(-jitter, jitter), margin + max(0.0, -dx), width - margin - max(0.0, dx))
+    y0 = _clamp(height / 2 - dy / 2 + rng.uniform(-jitter, jitter), margin + max(0.0, -dy), height - margin - max(0.0, dy))
 
     # 2. Draw each frame with 2x supersampling, so edges are anti-aliased the same at every size.
     s = _SUPERSAMPLE
@@ -106,6 +110,10 @@ def render_clip(scene: Scene, *, seed: int, num_frames: int = 9, width: int = 32
         cover = mask.reshape(height, s, width, s).mean(axis=(1, 3))[..., None]
         frames[t] = np.rint(bg + (fg - bg) * cover).astype(np.uint8)
     return frames
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
 
 
 def _shape_mask(shape: str, x: np.ndarray, y: np.ndarray, r: float) -> np.ndarray:
