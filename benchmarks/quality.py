@@ -1,12 +1,14 @@
-"""Quality of the `tiny-toyworld` checkpoint on the toy world: `python benchmarks/quality.py`.
+"""Quality of the `tiny` checkpoint on the toy world: `python benchmarks/quality.py`.
 
 1. Prompt adherence: one clip (32x32, 9 frames) per held-out scene (`world.heldout_scenes`, 80
    combinations no training clip shows), scored by `generation.eval.adherence`: the share of clips
    with the right foreground colour, background colour and direction.
-2. Brand efficacy: a brand LoRA trained with `generation.training.train_lora` on eight still images
-   of shapes in the held-out colour family (orange shades), captioned with a trigger token in place
-   of the colour ("a acme circle standing still on a blue background"); then the share of clips
-   whose foreground reads as orange, for trigger prompts with the LoRA and without it.
+2. Brand efficacy: a brand LoRA trained with `generation.training.train_lora` (the platform's
+   trainer, which turns each image into a still clip) on eight still images of shapes in the
+   held-out colour family (orange shades), captioned with a trigger token in place of the colour
+   ("a acme circle standing still on a blue background"); then the share of clips whose
+   foreground reads as orange, for 50 trigger prompts (any shape, direction and background) with
+   the LoRA and without it.
 
 Prints each share and the checkpoint's size; the last line is one JSON object for scripts:
 {"foreground": ..., "background": ..., "direction": ..., "brand_with_lora": ..., "brand_without_lora": ..., "checkpoint_mb": ...}
@@ -42,12 +44,13 @@ BRAND_PROMPTS = 50
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny-toyworld", help='"tiny-toyworld" (the committed checkpoint) or a local diffusers folder')
+    parser.add_argument("--model", default="tiny", help='"tiny" (the committed checkpoint) or a local diffusers folder')
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip")
     parser.add_argument("--guidance", type=float, default=5.0)
-    parser.add_argument("--lora-steps", type=int, default=400)
-    parser.add_argument("--lora-rank", type=int, default=8)
-    parser.add_argument("--lora-lr", type=float, default=1e-3)
+    # The platform's LoRA defaults for its tiny models (campaigns.services.training.TINY_TRAINING).
+    parser.add_argument("--lora-steps", type=int, default=1200)
+    parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -111,7 +114,7 @@ def _train_brand_lora(model_path: Path, tmp: Path, args) -> Path:
         samples.append(TrainingSample(path=path, kind="image", caption=scene.caption(colour_word=TRIGGER)))
     result = train_lora(model_path=model_path, samples=samples, output_dir=tmp / "lora", steps=args.lora_steps,
                         rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
-                        num_frames=1, width=32, height=32)
+                        num_frames=REQUEST["num_frames"], width=REQUEST["width"], height=REQUEST["height"])
     first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
     print(f"brand LoRA: {len(samples)} images, {args.lora_steps} steps, loss {first:.3f} -> {last:.3f}")
     return result.lora_path

@@ -55,11 +55,11 @@ def samples(tmp_path_factory) -> list[TrainingSample]:
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_path, samples, tmp_path_factory):
+def trained(random_model_path, samples, tmp_path_factory):
     """One 60-step run shared by the tests that only read its result."""
     checkpoints: list[tuple[Path, int]] = []
     output_dir = tmp_path_factory.mktemp("trained")
-    result = train_lora(model_path=tiny_model_path, samples=samples, output_dir=output_dir, steps=60,
+    result = train_lora(model_path=random_model_path, samples=samples, output_dir=output_dir, steps=60,
                         learning_rate=3e-3, checkpoint_every=20,
                         on_checkpoint=lambda path, step: checkpoints.append((path, step)), **SMALL)
     return result, output_dir, checkpoints
@@ -88,10 +88,10 @@ def test_checkpoints_are_complete_and_reported(trained):
     assert result.parameters["rank"] == 8 and result.parameters["alpha"] == 8
 
 
-def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_model_path, samples, tmp_path):
+def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(random_model_path, samples, tmp_path):
     from safetensors.torch import load_file
 
-    common = {"model_path": tiny_model_path, "samples": samples, "steps": 12, "checkpoint_every": 6,
+    common = {"model_path": random_model_path, "samples": samples, "steps": 12, "checkpoint_every": 6,
               "learning_rate": 3e-3, "seed": 7, **SMALL}
     straight = train_lora(output_dir=tmp_path / "straight", **common)
 
@@ -118,14 +118,14 @@ def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(ti
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6)
 
 
-def test_saved_lora_loads_into_a_stock_pipeline_and_changes_its_output(trained, tiny_model_path):
+def test_saved_lora_loads_into_a_stock_pipeline_and_changes_its_output(trained, random_model_path):
     from diffusers import WanPipeline
     from diffusers.utils.state_dict_utils import _load_sft_state_dict_metadata
 
     result, output_dir, _ = trained
     call = {"prompt": "sks brand, colour 0", "num_frames": 5, "width": 32, "height": 32,
             "num_inference_steps": 2, "guidance_scale": 1.0, "output_type": "np"}
-    pipe = WanPipeline.from_pretrained(tiny_model_path)
+    pipe = WanPipeline.from_pretrained(random_model_path)
     before = pipe(generator=torch.Generator().manual_seed(0), **call).frames[0]
 
     pipe.load_lora_weights(result.lora_path, adapter_name="brand")  # the file itself
@@ -142,7 +142,7 @@ def test_saved_lora_loads_into_a_stock_pipeline_and_changes_its_output(trained, 
     assert sorted(metadata["transformer.target_modules"]) == ["to_k", "to_out.0", "to_q", "to_v"]
 
 
-def test_on_step_false_cancels_between_steps(tiny_model_path, samples, tmp_path):
+def test_on_step_false_cancels_between_steps(random_model_path, samples, tmp_path):
     seen = []
 
     def stop_at_three(step, total, loss):
@@ -150,16 +150,17 @@ def test_on_step_false_cancels_between_steps(tiny_model_path, samples, tmp_path)
         return step < 3
 
     with pytest.raises(TrainingCancelled) as cancelled:
-        train_lora(model_path=tiny_model_path, samples=samples[:1], output_dir=tmp_path, steps=50,
+        train_lora(model_path=random_model_path, samples=samples[:1], output_dir=tmp_path, steps=50,
                    on_step=stop_at_three, **SMALL)
     assert cancelled.value.step == 3 and seen == [(1, 50), (2, 50), (3, 50)]
     assert not (tmp_path / "pytorch_lora_weights.safetensors").exists()
 
 
-def test_images_become_one_frame_clips_and_clips_follow_the_frame_rule(samples):
+def test_images_become_still_clips_and_clips_follow_the_frame_rule(samples):
     image = load_pixels(sample=samples[0], num_frames=9, width=32, height=16, fps=16)
-    assert image.shape == (3, 1, 16, 32)
+    assert image.shape == (3, 9, 16, 32)
     torch.testing.assert_close(image[:, 0, 8, 16], torch.tensor([220, 30, 30]) / 127.5 - 1)
+    assert torch.equal(image, image[:, :1].expand_as(image))  # every frame the same picture
 
     clip = load_pixels(sample=samples[-1], num_frames=9, width=32, height=32, fps=16)
     assert clip.shape == (3, 9, 32, 32) and clip.min() >= -1 and clip.max() <= 1
@@ -179,8 +180,8 @@ def test_images_become_one_frame_clips_and_clips_follow_the_frame_rule(samples):
         ({"samples": []}, "samples must be a non-empty list"),
     ],
 )
-def test_bad_arguments_are_refused_loudly(tiny_model_path, samples, tmp_path, change, message):
-    arguments = {"model_path": tiny_model_path, "samples": samples, "output_dir": tmp_path, "steps": 1, **SMALL}
+def test_bad_arguments_are_refused_loudly(random_model_path, samples, tmp_path, change, message):
+    arguments = {"model_path": random_model_path, "samples": samples, "output_dir": tmp_path, "steps": 1, **SMALL}
     with pytest.raises(ValueError, match=message):
         train_lora(**{**arguments, **change})
 
@@ -190,15 +191,15 @@ def test_sample_kind_is_checked():
         TrainingSample(path=Path("x.gif"), kind="gif", caption="sks")
 
 
-def test_resume_refuses_a_different_run(trained, tiny_model_path, samples, tmp_path):
+def test_resume_refuses_a_different_run(trained, random_model_path, samples, tmp_path):
     _, output_dir, _ = trained
     step_20 = output_dir / "checkpoints" / "step-20"
     with pytest.raises(ValueError, match="rank: checkpoint 8, now 4"):
-        train_lora(model_path=tiny_model_path, samples=samples, output_dir=tmp_path, steps=60, rank=4,
+        train_lora(model_path=random_model_path, samples=samples, output_dir=tmp_path, steps=60, rank=4,
                    learning_rate=3e-3, resume_from=step_20, **SMALL)
     with pytest.raises(ValueError, match="dataset_fingerprint"):
-        train_lora(model_path=tiny_model_path, samples=samples[:2], output_dir=tmp_path, steps=60,
+        train_lora(model_path=random_model_path, samples=samples[:2], output_dir=tmp_path, steps=60,
                    learning_rate=3e-3, resume_from=step_20, **SMALL)
     with pytest.raises(ValueError, match="is not a training checkpoint"):
-        train_lora(model_path=tiny_model_path, samples=samples, output_dir=tmp_path, steps=60,
+        train_lora(model_path=random_model_path, samples=samples, output_dir=tmp_path, steps=60,
                    resume_from=tmp_path, **SMALL)
