@@ -48,7 +48,7 @@ test: venv browser
 	$(BIN)/python infra/check_services.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Rebuilds generation/checkpoints/tiny from scratch on the toy world (about 30 min on a 2-core CPU).
+# Rebuilds generation/checkpoints/tiny (the default `tiny` model) from scratch on the toy world (35 to 45 min on 2 cores).
 tiny-model: venv
 	$(BIN)/python -m generation.toyworld.train --output generation/checkpoints/tiny
 

@@ -41,7 +41,7 @@ REQUEST = {"num_frames": 9, "width": 64, "height": 64, "steps": 4, "guidance": 5
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help='"tiny" (built on the fly) or a local diffusers folder')
+    parser.add_argument("--model", default="tiny-random", help='"tiny-random" (built on the fly), "tiny" or a local diffusers folder')
     parser.add_argument("--repeats", type=int, default=5, help="measured runs of each method, after one warm-up")
     args = parser.parse_args()
 

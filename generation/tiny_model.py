@@ -1,10 +1,15 @@
-"""Tiny Wan checkpoint for development and CI: the real `WanPipeline` class with toy dimensions.
+"""The project's own tiny Wan checkpoints: the real `WanPipeline` class with toy dimensions.
 
-No model hub is reachable here, so the checkpoint is built from constructors: random (seeded)
-weights, a byte-level BPE tokenizer trained in memory on a fixed corpus, and `save_pretrained`.
-The result is a normal diffusers folder (about 0.6 MB) that every code path loads exactly like a
-real Wan2.1 checkpoint, so tests exercise the same loading, LoRA and generation code that GPU
-workers run. Its videos are noise-like: it proves plumbing, not quality.
+- `tiny` (the default model): trained on the toy world by `make tiny-model`
+  (`generation/toyworld/train.py`) and committed under `generation/checkpoints/tiny/`. It draws
+  the shapes, colours and motions its prompts name, so quality is a number on a CPU.
+- `tiny-random`: built here from constructors with random (seeded) weights, the same tokenizer
+  and `save_pretrained`, about 0.6 MB, into the model cache. Its videos are noise; it is the
+  fastest model that exercises the same loading, LoRA and generation code (plumbing tests, and
+  the speed benchmarks' baseline).
+
+No model hub is reachable here; both are normal diffusers folders that every code path loads
+exactly like a real Wan2.1 checkpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BUILDER_VERSION = 1
 MARKER_NAME = "tiny_model.json"
 TINY_NAME = "tiny"
-TOYWORLD_NAME = "tiny-toyworld"
+RANDOM_NAME = "tiny-random"
 TRAINED_TINY_DIR = Path(__file__).resolve().parent / "checkpoints" / "tiny"
 
 # Fixed training corpus for the tokenizer: English and Chinese ad words, so both scripts get
@@ -93,20 +98,18 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0) -> Path:
 
 
 def resolve_model_path(name_or_path: str, cache_dir: Path) -> Path:
-    """"tiny" -> the random-weight model built under `cache_dir`; "tiny-toyworld" -> the committed
-    checkpoint trained on the toy world; anything else must be a local diffusers folder."""
+    """"tiny" -> the committed checkpoint trained on the toy world; "tiny-random" -> the
+    random-weight model built under `cache_dir`; anything else must be a local diffusers folder."""
+    if name_or_path == RANDOM_NAME:
+        return build_tiny_model(Path(cache_dir) / RANDOM_NAME)
     if name_or_path == TINY_NAME:
-        return build_tiny_model(Path(cache_dir) / TINY_NAME)
-    if name_or_path == TOYWORLD_NAME:
-        # Trained by `make tiny-model` (generation/toyworld/train.py) and committed. Not yet the
-        # default: it misses the motion and brand goals (see the README's quality section).
         if not (TRAINED_TINY_DIR / "model_index.json").is_file():
             raise FileNotFoundError(f"{TRAINED_TINY_DIR} has no model_index.json: run `make tiny-model`.")
         return TRAINED_TINY_DIR
     path = Path(name_or_path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(
-            f"Model {name_or_path!r} is neither {TINY_NAME!r}, {TOYWORLD_NAME!r} nor an existing local folder; "
+            f"Model {name_or_path!r} is neither {TINY_NAME!r}, {RANDOM_NAME!r} nor an existing local folder; "
             "no model hub is reachable, so download checkpoints onto the worker first."
         )
     if not (path / "model_index.json").is_file():

@@ -32,7 +32,8 @@ def test_campaign_defaults_come_from_the_model(manage_client, brand):
     response = create(manage_client, brand)
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["num_frames"], body["width"], body["height"], body["fps"]) == (17, 128, 128, 8)
+    # `tiny`, the default model, learned 9-frame 32 px clips.
+    assert (body["num_frames"], body["width"], body["height"], body["fps"]) == (9, 32, 32, 8)
     assert [s["name"] for s in body["segments"]] == ["General"]
     assert body["status"] == "draft"
 

@@ -97,12 +97,12 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, 
     from generation.tiny_model import resolve_model_path
     from generation.training import train_lora
 
-    from campaigns.services.training import TINY_SIZE, _samples
+    from campaigns.services.training import _samples, training_size
 
-    straight = train_lora(model_path=resolve_model_path("tiny", Path(settings.MODEL_CACHE_DIR)),
+    straight = train_lora(model_path=resolve_model_path(settings.GENERATION_MODEL, Path(settings.MODEL_CACHE_DIR)),
                           samples=_samples(brand, tmp_path / "assets"), output_dir=tmp_path / "straight",
                           steps=600, rank=4, learning_rate=lora.parameters["learning_rate"], seed=0,
-                          checkpoint_every=0, **TINY_SIZE)
+                          checkpoint_every=0, **training_size())
     local = tmp_path / "resumed.safetensors"
     with lora.file.open("rb") as fh:
         local.write_bytes(fh.read())

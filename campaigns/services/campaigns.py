@@ -18,11 +18,13 @@ MAX_VARIANTS = 8
 MAX_ATTRIBUTES_BYTES = 4096
 GENERAL_SEGMENT = "General"
 
-# What the project's tiny checkpoint makes well and fast on a CPU; real checkpoints use their
-# family's own defaults (Wan2.1: 81 frames at 832x480).
-TINY_DEFAULTS = {"num_frames": 17, "width": 128, "height": 128, "fps": 8, "steps": 8, "guidance": 5.0}
-# The toy-world checkpoint learned 9-frame 32 px clips; larger sizes run but lose the picture.
-TOYWORLD_DEFAULTS = {"num_frames": 9, "width": 32, "height": 32, "fps": 8, "steps": 20, "guidance": 5.0}
+# What the project's own checkpoints make well and fast on a CPU; real checkpoints use their
+# family's own defaults (Wan2.1: 81 frames at 832x480). `tiny` learned 9-frame 32 px clips of the
+# toy world (larger sizes run but lose the picture); `tiny-random` draws noise at any size.
+OWN_MODEL_DEFAULTS = {
+    "tiny": {"num_frames": 9, "width": 32, "height": 32, "fps": 8, "steps": 20, "guidance": 5.0},
+    "tiny-random": {"num_frames": 17, "width": 128, "height": 128, "fps": 8, "steps": 8, "guidance": 5.0},
+}
 
 
 @dataclass(frozen=True)
@@ -34,16 +36,14 @@ class ModelSpec:
     @property
     def is_tiny(self) -> bool:
         """One of the project's own CPU-sized checkpoints (not a real one)."""
-        return self.name in ("tiny", "tiny-toyworld")
+        return self.name in OWN_MODEL_DEFAULTS
 
 
 def model_spec() -> ModelSpec:
     """The configured base model's family and defaults, read without loading it (no torch here)."""
     name = settings.GENERATION_MODEL
-    if name == "tiny":
-        return ModelSpec(name, DEFAULT_FAMILY, TINY_DEFAULTS)
-    if name == "tiny-toyworld":
-        return ModelSpec(name, DEFAULT_FAMILY, TOYWORLD_DEFAULTS)
+    if name in OWN_MODEL_DEFAULTS:
+        return ModelSpec(name, DEFAULT_FAMILY, OWN_MODEL_DEFAULTS[name])
     family_name = settings.GENERATION_MODEL_FAMILY
     if family_name:
         family = family_by_name(family_name)

@@ -26,27 +26,27 @@ TINY_CALL = {
 
 
 @pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> Path:
+def random_model_path(tmp_path_factory) -> Path:
     from generation.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-random")
 
 
 @pytest.fixture(scope="session")
-def engine(tiny_model_path):
+def engine(random_model_path):
     from generation.engine import Engine
 
-    return Engine(tiny_model_path, device="cpu")
+    return Engine(random_model_path, device="cpu")
 
 
 @pytest.fixture(scope="session")
-def make_lora(tiny_model_path, tmp_path_factory):
+def make_lora(random_model_path, tmp_path_factory):
     """make_lora(seed) -> folder with a random LoRA for the tiny transformer (diffusers format)."""
     cache: dict[int, Path] = {}
 
     def make(seed: int) -> Path:
         if seed not in cache:
-            cache[seed] = _random_lora(tiny_model_path, tmp_path_factory.mktemp(f"lora{seed}"), seed=seed)
+            cache[seed] = _random_lora(random_model_path, tmp_path_factory.mktemp(f"lora{seed}"), seed=seed)
         return cache[seed]
 
     return make

@@ -85,22 +85,22 @@ def test_bad_requests_fail_loudly(engine: Engine, change: dict, message: str):
         engine.generate(**call)
 
 
-def test_get_engine_caches_one_engine_per_process(tiny_model_path):
+def test_get_engine_caches_one_engine_per_process(random_model_path):
     reset_engine()
     try:
         loads = Engine.base_loads
-        first = get_engine(tiny_model_path, device="cpu")
-        assert get_engine(tiny_model_path, device="cpu") is first
+        first = get_engine(random_model_path, device="cpu")
+        assert get_engine(random_model_path, device="cpu") is first
         assert Engine.base_loads == loads + 1
         assert first.family.name == "wan"
     finally:
         reset_engine()
 
 
-def test_wan_vae_stays_float32_when_the_rest_is_bf16(tiny_model_path):
+def test_wan_vae_stays_float32_when_the_rest_is_bf16(random_model_path):
     import torch
 
-    half = Engine(tiny_model_path, device="cpu", dtype=torch.bfloat16)
+    half = Engine(random_model_path, device="cpu", dtype=torch.bfloat16)
     assert half.pipe.transformer.dtype == torch.bfloat16
     assert half.pipe.vae.dtype == torch.float32  # Wan decodes in float32, as its reference code does
     assert half.generate(seeds=[0], **dict(TINY_CALL, steps=1))[0].shape == (9, 32, 48, 3)
@@ -117,8 +117,8 @@ def test_pick_device():
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_bf16_generates_and_batches(tiny_model_path):
-    gpu = Engine(tiny_model_path)  # CUDA + bf16 (VAE in float32 for Wan)
+def test_cuda_bf16_generates_and_batches(random_model_path):
+    gpu = Engine(random_model_path)  # CUDA + bf16 (VAE in float32 for Wan)
     batched = gpu.generate(seeds=[1, 2], **TINY_CALL)
     assert [c.shape for c in batched] == [(9, 32, 48, 3)] * 2
     alone = gpu.generate(seeds=[2], **TINY_CALL)[0]

@@ -44,8 +44,8 @@ def test_lora_file_path_is_accepted(engine: Engine, make_lora):
     assert _same(from_folder, from_file)
 
 
-def test_least_recently_used_adapters_are_deleted(tiny_model_path, make_lora):
-    small = Engine(tiny_model_path, device="cpu", max_adapters=2)
+def test_least_recently_used_adapters_are_deleted(random_model_path, make_lora):
+    small = Engine(random_model_path, device="cpu", max_adapters=2)
     loads = Engine.base_loads
     first = small.generate(lora=("one", str(make_lora(1))), **CALL)[0]
     small.generate(lora=("two", str(make_lora(2))), **CALL)

@@ -17,9 +17,9 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_same_seed_gives_identical_files(tiny_model_path: Path, tmp_path: Path):
+def test_same_seed_gives_identical_files(random_model_path: Path, tmp_path: Path):
     again = build_tiny_model(tmp_path / "again")
-    first, second = _files(tiny_model_path), _files(again)
+    first, second = _files(random_model_path), _files(again)
     assert first.keys() == second.keys()
     assert "transformer/diffusion_pytorch_model.safetensors" in first
     assert "tokenizer/tokenizer.json" in first
@@ -28,10 +28,10 @@ def test_same_seed_gives_identical_files(tiny_model_path: Path, tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["again"]
 
 
-def test_other_seed_gives_other_weights(tiny_model_path: Path, tmp_path: Path):
+def test_other_seed_gives_other_weights(random_model_path: Path, tmp_path: Path):
     other = build_tiny_model(tmp_path / "other", seed=1)
     name = "transformer/diffusion_pytorch_model.safetensors"
-    assert (other / name).read_bytes() != (tiny_model_path / name).read_bytes()
+    assert (other / name).read_bytes() != (random_model_path / name).read_bytes()
 
 
 def test_complete_folder_is_reused_and_outdated_one_rebuilt(tmp_path: Path):
@@ -57,11 +57,11 @@ def test_half_written_folder_is_not_trusted(tmp_path: Path):
     assert (folder / "vae" / "diffusion_pytorch_model.safetensors").is_file()
 
 
-def test_tokenizer_covers_chinese_and_matches_text_encoder(tiny_model_path: Path):
+def test_tokenizer_covers_chinese_and_matches_text_encoder(random_model_path: Path):
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path / "tokenizer")
-    encoder = UMT5EncoderModel.from_pretrained(tiny_model_path / "text_encoder")
+    tokenizer = AutoTokenizer.from_pretrained(random_model_path / "tokenizer")
+    encoder = UMT5EncoderModel.from_pretrained(random_model_path / "text_encoder")
     assert encoder.config.vocab_size == len(tokenizer)
     text = "一杯热咖啡 coffee"
     ids = tokenizer(text).input_ids
@@ -71,9 +71,9 @@ def test_tokenizer_covers_chinese_and_matches_text_encoder(tiny_model_path: Path
 
 
 def test_resolve_model_path(tmp_path: Path):
-    built = resolve_model_path("tiny", tmp_path / "cache")
-    assert built == tmp_path / "cache" / "tiny"
-    assert resolve_model_path("tiny-toyworld", tmp_path / "cache") == TRAINED_TINY_DIR
+    built = resolve_model_path("tiny-random", tmp_path / "cache")
+    assert built == tmp_path / "cache" / "tiny-random"
+    assert resolve_model_path("tiny", tmp_path / "cache") == TRAINED_TINY_DIR
     assert resolve_model_path(str(built), tmp_path) == built
     with pytest.raises(FileNotFoundError, match="neither"):
         resolve_model_path(str(tmp_path / "nowhere"), tmp_path)
