@@ -32,7 +32,7 @@ from PIL import Image  # noqa: E402
 
 from generation.engine import Engine  # noqa: E402
 from generation.eval.adherence import measure_clip, score_clip  # noqa: E402
-from generation.tiny_model import resolve_model_path  # noqa: E402
+from generation.tiny_model import TINY_LORA, resolve_model_path  # noqa: E402
 from generation.toyworld.world import (  # noqa: E402
     BRAND_COLOUR, BRAND_SHADES, DIRECTIONS, SHAPES, TRAIN_COLOURS, Scene, heldout_scenes, render_clip,
 )
@@ -47,10 +47,10 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help='"tiny" (the committed checkpoint) or a local diffusers folder')
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip")
     parser.add_argument("--guidance", type=float, default=5.0)
-    # The platform's LoRA defaults for its tiny models (campaigns.services.training.TINY_TRAINING).
-    parser.add_argument("--lora-steps", type=int, default=1200)
-    parser.add_argument("--lora-rank", type=int, default=16)
-    parser.add_argument("--lora-lr", type=float, default=2e-3)
+    # The platform's LoRA defaults for its tiny models.
+    parser.add_argument("--lora-steps", type=int, default=TINY_LORA["steps"])
+    parser.add_argument("--lora-rank", type=int, default=TINY_LORA["rank"])
+    parser.add_argument("--lora-lr", type=float, default=TINY_LORA["learning_rate"])
     parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
     args = parser.parse_args()
     started = time.perf_counter()

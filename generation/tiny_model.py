@@ -30,6 +30,9 @@ MARKER_NAME = "tiny_model.json"
 TINY_NAME = "tiny"
 RANDOM_NAME = "tiny-random"
 TRAINED_TINY_DIR = Path(__file__).resolve().parent / "checkpoints" / "tiny"
+# Brand-LoRA settings for the tiny models: they learn in seconds on a CPU. These teach `tiny` a new
+# colour from 8 images in about 20 s (benchmarks/quality.py, which uses them too).
+TINY_LORA = {"steps": 1200, "rank": 16, "learning_rate": 2e-3}
 
 # Fixed training corpus for the tokenizer: English and Chinese ad words, so both scripts get
 # multi-byte merges (byte-level BPE encodes any text anyway; merges only make it shorter).

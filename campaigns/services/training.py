@@ -17,15 +17,14 @@ from django.db.models import Max
 from campaigns import selectors
 from campaigns.errors import Conflict
 from campaigns.models import Brand, Job, LoraAdapter
+from generation.tiny_model import TINY_LORA
 
 from .campaigns import model_spec
 from .jobs import JobCancelled, JobHandle, job_create
 
 logger = logging.getLogger(__name__)
 
-# The tiny models learn in seconds on a CPU (these teach `tiny` a new colour from 8 images in
-# 20 s: benchmarks/quality.py); real checkpoints want gentler, longer runs.
-TINY_TRAINING = {"steps": 1200, "rank": 16, "learning_rate": 2e-3}
+# Real checkpoints want gentler, longer runs than the tiny models (generation.tiny_model.TINY_LORA).
 REAL_TRAINING = {"steps": 1500, "rank": 32, "learning_rate": 1e-4}
 LIMITS = {"steps": (1, 20000), "rank": (1, 256), "learning_rate": (1e-7, 1.0)}
 # Training clips for real checkpoints: short and small enough for a brand's look, cheap enough
@@ -54,7 +53,7 @@ def _check(name: str, value, kind: type):
 def brand_train(*, brand: Brand, steps: int | None = None, rank: int | None = None,
                 learning_rate: float | None = None, user=None, enqueue: bool = True) -> Job:
     """Queue a LoRA training run on the brand's assets; a new LoraAdapter version records it."""
-    defaults = TINY_TRAINING if model_spec().is_tiny else REAL_TRAINING
+    defaults = TINY_LORA if model_spec().is_tiny else REAL_TRAINING
     params = {
         "steps": _check("steps", defaults["steps"] if steps is None else steps, int),
         "rank": _check("rank", defaults["rank"] if rank is None else rank, int),
