@@ -10,8 +10,20 @@
    foreground reads as orange, for 50 trigger prompts (any shape, direction and background) with
    the LoRA and without it.
 
+3. The platform suite: held-out (brand, campaign, segment) triples through the platform's own
+   parts. Each held-out brand (`toyworld.platform` held-out banks: names, briefs, style notes and
+   audiences no training prompt has) uploads orange product shots and clips; its LoRA is trained
+   by the platform's trainer with the platform's asset captions (`asset_caption`); each campaign
+   picks a camera preset and each segment a catalogue setting; the prompt is what the platform's
+   prompt builder makes of it all. Clips with the brand's LoRA (the platform's real flow) give
+   `platform_setting` (background = the setting's), `platform_camera` (motion = the preset's) and
+   `platform_brand_with_lora` (foreground orange); the same prompts without the LoRA give
+   `platform_brand_without_lora`.
+
 Prints each share and the checkpoint's size; the last line is one JSON object for scripts:
-{"foreground": ..., "background": ..., "direction": ..., "brand_with_lora": ..., "brand_without_lora": ..., "checkpoint_mb": ...}
+{"foreground": ..., "background": ..., "direction": ..., "brand_with_lora": ..., "brand_without_lora": ...,
+ "platform_setting": ..., "platform_camera": ..., "platform_brand_with_lora": ..., "platform_brand_without_lora": ...,
+ "checkpoint_mb": ...}
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ from PIL import Image  # noqa: E402
 from generation.engine import Engine  # noqa: E402
 from generation.eval.adherence import measure_clip, score_clip  # noqa: E402
 from generation.tiny_model import TINY_LORA, resolve_model_path  # noqa: E402
+from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE  # noqa: E402
+from generation.toyworld import platform as toy_platform  # noqa: E402
 from generation.toyworld.world import (  # noqa: E402
     BRAND_COLOUR, BRAND_SHADES, DIRECTIONS, SHAPES, TRAIN_COLOURS, Scene, heldout_scenes, render_clip,
 )
@@ -40,6 +54,11 @@ from generation.toyworld.world import (  # noqa: E402
 TRIGGER = "acme"
 REQUEST = {"num_frames": 9, "width": 32, "height": 32, "negative_prompt": ""}
 BRAND_PROMPTS = 50
+# The platform suite: brands x campaigns x segments x seeds clips, each with and without the LoRA.
+PLATFORM_BRANDS = 4
+CAMPAIGNS_PER_BRAND = 2
+SEGMENTS_PER_CAMPAIGN = 4
+SEEDS_PER_SEGMENT = 3
 
 
 def main() -> None:
@@ -52,6 +71,7 @@ def main() -> None:
     parser.add_argument("--lora-rank", type=int, default=TINY_LORA["rank"])
     parser.add_argument("--lora-lr", type=float, default=TINY_LORA["learning_rate"])
     parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
+    parser.add_argument("--suites", default="toy,platform", help="which suites to run (toy, platform)")
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -62,38 +82,122 @@ def main() -> None:
         call = {**REQUEST, "steps": args.steps, "guidance": args.guidance}
         print(f"model: {model_path} ({size_mb:.1f} MB); {args.steps} steps, guidance {args.guidance}")
 
-        # 1. Prompt adherence on held-out scenes.
-        scenes = heldout_scenes()
-        totals = {"foreground": 0, "background": 0, "direction": 0}
-        for i, scene in enumerate(scenes):
-            [clip] = engine.generate(prompt=scene.caption(), seeds=[i], **call)
-            for key, ok in score_clip(clip, scene).items():
-                totals[key] += ok
-            if args.save_strips and i < 16:
-                _save_strip(clip, args.save_strips / f"heldout-{i:02d}.png", scene.caption(), measure_clip(clip))
-        shares = {key: value / len(scenes) for key, value in totals.items()}
-        for key, share in shares.items():
-            print(f"{key:>10}: {share:.0%} of {len(scenes)} held-out prompts")
-
-        # 2. Brand efficacy: train the LoRA, then count orange foregrounds with and without it.
-        lora_path = _train_brand_lora(model_path, Path(tmp), args)
-        rng = random.Random(11)
-        prompts = [Scene(rng.choice(SHAPES), BRAND_COLOUR, rng.choice(DIRECTIONS), rng.choice(TRAIN_COLOURS))
-                   for _ in range(BRAND_PROMPTS)]
-        brand = {"brand_with_lora": 0, "brand_without_lora": 0}
-        for i, scene in enumerate(prompts):
-            prompt = scene.caption(colour_word=TRIGGER)
-            for key, lora in (("brand_with_lora", ("brand", str(lora_path))), ("brand_without_lora", None)):
-                [clip] = engine.generate(prompt=prompt, seeds=[1000 + i], lora=lora, **call)
-                brand[key] += measure_clip(clip).foreground == BRAND_COLOUR
-                if args.save_strips and i < 8:
-                    _save_strip(clip, args.save_strips / f"{key}-{i:02d}.png", prompt, measure_clip(clip))
-        brand = {key: value / BRAND_PROMPTS for key, value in brand.items()}
-        print(f"brand colour ({BRAND_COLOUR}) with trigger + LoRA: {brand['brand_with_lora']:.0%}, "
-              f"with trigger, no LoRA: {brand['brand_without_lora']:.0%} of {BRAND_PROMPTS} prompts")
+        suites = set(args.suites.split(","))
+        figures = {}
+        if "toy" in suites:
+            figures.update(_toy_suite(engine, model_path, Path(tmp), call, args))
+        if "platform" in suites:
+            figures.update(_platform_suite(engine, model_path, Path(tmp), call, args))
         print(f"checkpoint: {size_mb:.1f} MB; benchmark took {time.perf_counter() - started:.0f} s")
-        print(json.dumps({**{k: round(v, 3) for k, v in shares.items()},
-                          **{k: round(v, 3) for k, v in brand.items()}, "checkpoint_mb": round(size_mb, 2)}))
+        print(json.dumps({**{k: round(v, 3) for k, v in figures.items()}, "checkpoint_mb": round(size_mb, 2)}))
+
+
+def _toy_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> dict[str, float]:
+    # 1. Prompt adherence on held-out scenes.
+    scenes = heldout_scenes()
+    totals = {"foreground": 0, "background": 0, "direction": 0}
+    for i, scene in enumerate(scenes):
+        [clip] = engine.generate(prompt=scene.caption(), seeds=[i], **call)
+        for key, ok in score_clip(clip, scene).items():
+            totals[key] += ok
+        if args.save_strips and i < 16:
+            _save_strip(clip, args.save_strips / f"heldout-{i:02d}.png", scene.caption(), measure_clip(clip))
+    shares = {key: value / len(scenes) for key, value in totals.items()}
+    for key, share in shares.items():
+        print(f"{key:>10}: {share:.0%} of {len(scenes)} held-out prompts")
+
+    # 2. Brand efficacy: train the LoRA, then count orange foregrounds with and without it.
+    lora_path = _train_brand_lora(model_path, tmp, args)
+    rng = random.Random(11)
+    prompts = [Scene(rng.choice(SHAPES), BRAND_COLOUR, rng.choice(DIRECTIONS), rng.choice(TRAIN_COLOURS))
+               for _ in range(BRAND_PROMPTS)]
+    brand = {"brand_with_lora": 0, "brand_without_lora": 0}
+    for i, scene in enumerate(prompts):
+        prompt = scene.caption(colour_word=TRIGGER)
+        for key, lora in (("brand_with_lora", ("brand", str(lora_path))), ("brand_without_lora", None)):
+            [clip] = engine.generate(prompt=prompt, seeds=[1000 + i], lora=lora, **call)
+            brand[key] += measure_clip(clip).foreground == BRAND_COLOUR
+            if args.save_strips and i < 8:
+                _save_strip(clip, args.save_strips / f"{key}-{i:02d}.png", prompt, measure_clip(clip))
+    brand = {key: value / BRAND_PROMPTS for key, value in brand.items()}
+    print(f"brand colour ({BRAND_COLOUR}) with trigger + LoRA: {brand['brand_with_lora']:.0%}, "
+          f"with trigger, no LoRA: {brand['brand_without_lora']:.0%} of {BRAND_PROMPTS} prompts")
+    return {**shares, **brand}
+
+
+def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> dict[str, float]:
+    """Held-out brands, campaigns and segments through the platform's prompt builder, LoRA trainer and engine."""
+    rng = random.Random(2026)
+    right = {"platform_setting": 0, "platform_camera": 0, "platform_brand_with_lora": 0,
+             "platform_brand_without_lora": 0, "setting_without_lora": 0, "camera_without_lora": 0}
+    clips = 0
+    for b in range(PLATFORM_BRANDS):
+        brand = toy_platform.random_brand(rng, "heldout")
+        lora_path = _train_platform_lora(model_path, tmp / f"platform-{b}", brand, args)
+        for c in range(CAMPAIGNS_PER_BRAND):
+            brief = toy_platform.random_brief(rng, "heldout")
+            camera = rng.choice(CAMERA_PRESETS).key
+            for s in range(SEGMENTS_PER_CAMPAIGN):
+                setting = rng.choice(SETTINGS_CATALOGUE).key
+                prompt = toy_platform.platform_prompt(
+                    brand=brand, brief=brief, setting_key=setting, camera=camera,
+                    segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
+                seeds = [rng.randrange(2**31) for _ in range(SEEDS_PER_SEGMENT)]
+                with_lora = engine.generate(prompt=prompt, seeds=seeds, lora=("brand", str(lora_path)), **call)
+                without = engine.generate(prompt=prompt, seeds=seeds, lora=None, **call)
+                for k, (clip, plain) in enumerate(zip(with_lora, without)):
+                    m, p = measure_clip(clip), measure_clip(plain)
+                    background, direction = toy_platform.SETTING_BACKGROUND[setting], toy_platform.CAMERA_DIRECTION[camera]
+                    right["platform_setting"] += m.background == background
+                    right["platform_camera"] += m.direction == direction
+                    right["platform_brand_with_lora"] += m.foreground == BRAND_COLOUR
+                    right["platform_brand_without_lora"] += p.foreground == BRAND_COLOUR
+                    right["setting_without_lora"] += p.background == background
+                    right["camera_without_lora"] += p.direction == direction
+                    clips += 1
+                    if args.save_strips and k == 0 and s < 2:
+                        _save_strip(clip, args.save_strips / f"platform-{b}{c}{s}.png", prompt, m)
+    shares = {key: value / clips for key, value in right.items()}
+    print(f"platform suite, {clips} clips of {PLATFORM_BRANDS} held-out brands (with the brand LoRA): "
+          f"setting {shares['platform_setting']:.0%}, camera {shares['platform_camera']:.0%}, "
+          f"brand colour {shares['platform_brand_with_lora']:.0%}; without the LoRA: brand colour "
+          f"{shares['platform_brand_without_lora']:.0%}, setting {shares['setting_without_lora']:.0%}, "
+          f"camera {shares['camera_without_lora']:.0%}")
+    return {key: shares[key] for key in ("platform_setting", "platform_camera", "platform_brand_with_lora",
+                                         "platform_brand_without_lora")}
+
+
+def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
+    """The brand's uploads (orange product shots and two short clips on varied grounds), captioned
+    as the platform captions assets, trained by the platform's trainer with the tiny defaults."""
+    from generation.media import write_mp4
+    from generation.training import train_lora
+    from generation.training.schema import TrainingSample, asset_caption
+
+    folder.mkdir(parents=True)
+    backgrounds = ("white", "blue", "black", "green", "purple", "yellow", "red", "white")
+    captions = ("product shot", "", "hero product on a plain ground", "", "product close-up", "", "", "")
+    samples = []
+    for i, background in enumerate(backgrounds):
+        clip_asset = i in (2, 5)
+        scene = Scene(SHAPES[i % 3], BRAND_COLOUR, DIRECTIONS[i % 4] if clip_asset else "still", background)
+        frames = render_clip(scene, seed=700 + i, num_frames=REQUEST["num_frames"] if clip_asset else 1, width=64,
+                             height=64, colour_rgb=BRAND_SHADES[i % len(BRAND_SHADES)])
+        if clip_asset:
+            path = folder / f"asset-{i}.mp4"
+            write_mp4(frames, path, fps=8)
+        else:
+            path = folder / f"asset-{i}.png"
+            Image.fromarray(frames[0]).save(path)
+        caption = asset_caption(trigger_token=brand.trigger_token, caption=captions[i], style_notes=brand.style_notes,
+                                brand_name=brand.name)
+        samples.append(TrainingSample(path=path, kind="clip" if clip_asset else "image", caption=caption))
+    result = train_lora(model_path=model_path, samples=samples, output_dir=folder / "lora", steps=args.lora_steps,
+                        rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
+                        num_frames=REQUEST["num_frames"], width=REQUEST["width"], height=REQUEST["height"])
+    first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
+    print(f"platform brand {brand.name} ({brand.trigger_token}): {len(samples)} assets, loss {first:.3f} -> {last:.3f}")
+    return result.lora_path
 
 
 def _train_brand_lora(model_path: Path, tmp: Path, args) -> Path:

@@ -29,7 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from generation.families import ModelFamily, family_for_model_path  # noqa: E402
+from generation.families import ModelFamily, family_for_model_path, text_window  # noqa: E402
+from generation.editing import Condition  # noqa: E402
 from generation.media import to_uint8_frames  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -141,12 +142,14 @@ class Engine:
         fps: int | None = None,
         lora: tuple[str, str] | None = None,
         on_step: OnStep | None = None,
+        condition: Condition | None = None,
     ) -> list[np.ndarray]:
         """Generate one clip per seed; returns one uint8 array (F,H,W,3) per seed, in seed order.
 
         `on_step(done, total)` is called after every denoising step; returning False cancels
         the run and raises `GenerationCancelled`. `lora=(adapter_name, path)` applies that brand
         LoRA; None runs the base model. `fps` matters only to families that condition on it (LTX).
+        `condition` (`generation.editing.Condition`) keeps known pixels: see `_Blend`.
         """
         # 1. Check inputs: loud errors, never silent rounding.
         errors = self.family.validate(num_frames=num_frames, width=width, height=height)
@@ -165,6 +168,11 @@ class Engine:
             raise ValueError(f"steps must be an integer in 1..1000; got {steps!r}.")
         if not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not 0 <= guidance <= 50:
             raise ValueError(f"guidance must be a number in 0..50; got {guidance!r}.")
+        if condition is not None:
+            condition.check(num_frames=num_frames, width=width, height=height, batch=len(seeds))
+            if self.family.name != "wan":
+                raise ValueError(f"keeping known pixels runs on the wan family's latents; this model is "
+                                 f"{self.family.name}.")
 
         with self._lock:
             started = time.perf_counter()
@@ -188,10 +196,17 @@ class Engine:
             # 5. Denoise all seeds in one batched call; progress and cancellation through the
             #    pipeline's own step hook.
             cancelled = False
+            blend = None
+            if condition is not None:
+                blend = _Blend(self, condition, generators, num_frames=num_frames, width=width, height=height,
+                               steps=steps)
+                call_kwargs["latents"] = blend.noise
 
             def step_end(pipe, step_index: int, timestep, callback_kwargs: dict) -> dict:
                 nonlocal cancelled
                 total = getattr(pipe, "num_timesteps", None) or steps
+                if blend is not None:
+                    callback_kwargs["latents"] = blend.hold(pipe, step_index, callback_kwargs["latents"])
                 if on_step is not None and on_step(step_index + 1, total) is False:
                     cancelled = True
                     # The pipeline skips its remaining steps when this is set.
@@ -207,6 +222,7 @@ class Engine:
                 generator=generators,
                 output_type="np",
                 callback_on_step_end=step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
                 **call_kwargs,
             )
             if self.device.type == "cuda":
@@ -216,11 +232,14 @@ class Engine:
             if cancelled:
                 raise GenerationCancelled(f"generation cancelled by on_step after {self._forward_calls} forward calls.")
 
-            # 6. One uint8 clip per seed.
+            # 6. One uint8 clip per seed; kept pixels pasted back over what the decoder made of them.
             frames = output.frames
             if len(frames) != batch:
                 raise RuntimeError(f"pipeline returned {len(frames)} videos for {batch} seeds.")
-            return [to_uint8_frames(np.asarray(video)) for video in frames]
+            clips = [to_uint8_frames(np.asarray(video)) for video in frames]
+            if condition is not None:
+                clips = [condition.paste_into(clip, index) for index, clip in enumerate(clips)]
+            return clips
 
     def _encode(self, *, prompt: str, negative_prompt: str, guidance: float, batch: int) -> dict:
         names = _ENCODE_OUTPUTS[self.family.name]
@@ -231,7 +250,7 @@ class Engine:
                 # Every pipeline here turns guidance on above 1.0; below it the negative is unused.
                 do_classifier_free_guidance=guidance > 1.0,
                 num_videos_per_prompt=1,
-                max_sequence_length=self.family.max_sequence_length,
+                max_sequence_length=text_window(self.family, self.pipe.tokenizer),
                 device=self.pipe._execution_device,
             )
         if len(outputs) != len(names):
@@ -292,6 +311,59 @@ class Engine:
 
     def _count_forward(self, module, args, output) -> None:
         self._forward_calls += 1
+
+
+class _Blend:
+    """Latent blending (RePaint-style) for one conditioned call on a Wan-layout pipeline.
+
+    The source is encoded once with the pipeline's own VAE and normalised as the pipeline
+    un-normalises before decoding. The keep-mask goes to the latent grid: Wan's VAE is causal in
+    time (latent frame 0 is pixel frame 0; latent frame j covers pixel frames 4j-3..4j), so a
+    latent frame is held only where all its pixel frames are kept, and a latent cell where at
+    least half its pixels are. After each of the first `hold_fraction` of the steps, the kept
+    cells are replaced by the source noised to the scheduler's next sigma with the run's own
+    starting noise: the rest of the clip is denoised around them.
+    """
+
+    def __init__(self, engine: Engine, condition: Condition, generators, *, num_frames: int, width: int,
+                 height: int, steps: int) -> None:
+        pipe = engine.pipe
+        vae = pipe.vae
+        device = pipe._execution_device
+        t_factor, s_factor = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
+        latent_frames = (num_frames - 1) // t_factor + 1
+        channels = pipe.transformer.config.in_channels
+        shape = (channels, latent_frames, height // s_factor, width // s_factor)
+
+        # 1. The run's starting noise, made exactly as the pipeline makes it from the generators.
+        self.noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]).to(
+            device, engine.dtype)
+
+        # 2. The source's latents, normalised.
+        source = condition.sources()  # (B or 1, F, H, W, 3) uint8
+        pixels = torch.from_numpy(source).float().div(127.5).sub(1.0).permute(0, 4, 1, 2, 3)
+        with torch.no_grad():
+            z = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean.float()
+        mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)
+        std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
+        self.x0 = ((z - mean) / std).to(engine.dtype)
+
+        # 3. The keep-mask on the latent grid.
+        keep = torch.from_numpy(condition.keeps()).float()  # (B or 1, F, H, W)
+        per_latent = [keep[:, :1]] + [keep[:, max(0, t_factor * j - t_factor + 1):t_factor * j + 1]
+                                      for j in range(1, latent_frames)]
+        in_time = torch.stack([chunk.amin(dim=1) for chunk in per_latent], dim=1)  # (B, T, H, W)
+        pooled = torch.nn.functional.avg_pool2d(in_time, kernel_size=s_factor)
+        self.keep = (pooled >= 0.5).to(device, engine.dtype).unsqueeze(1)  # (B, 1, T, h, w)
+        self.hold_steps = max(1, round(condition.hold_fraction * steps))
+
+    def hold(self, pipe, step_index: int, latents: torch.Tensor) -> torch.Tensor:
+        if step_index >= self.hold_steps:
+            return latents
+        # The callback runs after the scheduler's step: the latents are at sigmas[step_index + 1].
+        sigma = float(pipe.scheduler.sigmas[step_index + 1])
+        known = (1.0 - sigma) * self.x0 + sigma * self.noise
+        return self.keep * known + (1.0 - self.keep) * latents
 
 
 _engine: Engine | None = None

@@ -145,6 +145,17 @@ DEFAULT_FAMILY = WAN
 _BY_PIPELINE_CLASS: dict[str, ModelFamily] = {f.pipeline_class: f for f in FAMILIES.values()}
 
 
+def text_window(family: ModelFamily, tokenizer) -> int:
+    """How many tokens a checkpoint's prompts are encoded to: the family's own `max_sequence_length`,
+    or the checkpoint tokenizer's `model_max_length` when that is shorter (the trained `tiny`
+    declares 128). The engine, the LoRA trainer and the toy-world trainer all encode with it: a
+    transformer must see at generation exactly the embeddings it was trained on."""
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < family.max_sequence_length:
+        return declared
+    return family.max_sequence_length
+
+
 def family_by_name(name: str) -> ModelFamily:
     """The family called `name` ("wan", "ltx", "cogvideox"); loud error otherwise."""
     try:

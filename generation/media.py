@@ -111,6 +111,42 @@ def probe_video(path: str | Path) -> dict:
     return {"num_frames": num_frames, "width": int(width), "height": int(height), "fps": fps}
 
 
+def read_video(path: str | Path) -> np.ndarray:
+    """Decode every frame of a video file as one (F,H,W,3) uint8 array (edits read clips back)."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    frames = [np.asarray(frame)[..., :3] for frame in iio.imiter(path, plugin="FFMPEG")]
+    if not frames:
+        raise ValueError(f"{path} decodes to no frames.")
+    return to_uint8_frames(np.stack(frames))
+
+
+def write_mask_strip(mask, path: str | Path) -> None:
+    """Save a keep-mask (F,H,W uint8, 255 = kept) as one grayscale PNG: the frames side by side,
+    left to right in time, each at full size (F*W wide, H high)."""
+    from PIL import Image
+
+    mask = np.asarray(mask)
+    if mask.ndim != 3 or mask.shape[0] == 0:
+        raise ValueError(f"mask must be (F,H,W) with F >= 1; got shape {mask.shape}.")
+    if mask.dtype != np.uint8:
+        raise ValueError(f"mask must be uint8 (255 = kept); got dtype {mask.dtype}.")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"the mask strip is a .png; got {path.name!r}.")
+    strip = np.ascontiguousarray(np.concatenate(list(mask), axis=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial.png")
+    try:
+        Image.fromarray(strip).save(partial, format="PNG")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def to_uint8_frames(frames) -> np.ndarray:
     """Frames as one (F,H,W,3) uint8 array; floats are read as 0..1 (the pipelines' "np" output)."""
     if isinstance(frames, np.ndarray):

@@ -6,8 +6,10 @@ deterministic: the same inputs always give the same prompt, which is stored with
 lets anyone explain and reproduce it. Pure Python: the web process imports this module to preview
 prompts, so no torch here.
 
-The prompt reads, in order: LoRA trigger token, brief, brand style, palette as colour words, the
-segment's preferences, camera and motion words, a fixed quality suffix. Text in any script (Chinese
+The prompt reads, in order: LoRA trigger token, brief, the segment's setting, the campaign's camera
+preset (worded for the model family), brand style, palette as colour words, the segment's
+preferences, motion words, a fixed quality suffix. What personalizes a clip (setting, camera) comes
+right after the brief, so that no family's text window ever cuts it. Text in any script (Chinese
 briefs, Cyrillic brand names) passes through untouched apart from whitespace collapsing.
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+
+from generation.personalization import camera_preset, clean_setting, default_camera_for_brief
 
 # Wan encodes up to 512 tokens and LTX 128; a T5 token is about 4 Latin characters (fewer for
 # CJK). 1,200 characters keeps the brief and brand words inside every family's window; the tail
@@ -67,16 +71,6 @@ NAMED_COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("hot pink", (255, 105, 180)),
 )
 
-CAMERA_WORDS: tuple[str, ...] = (
-    "slow dolly-in shot",
-    "smooth tracking shot",
-    "gentle aerial drone shot",
-    "steady handheld close-up",
-    "slow orbiting shot",
-    "static wide establishing shot",
-    "low-angle hero shot",
-    "slow pan from left to right",
-)
 MOTION_WORDS: tuple[str, ...] = (
     "calm, flowing motion",
     "energetic, dynamic motion",
@@ -120,8 +114,15 @@ def build_prompt(
     palette: list[str],
     trigger_token: str,
     segment_attributes: dict,
+    setting: str = "",
+    camera: str | None = None,
+    family: str = "wan",
 ) -> tuple[str, str]:
-    """Return (prompt, negative_prompt) for one brief, brand and audience segment."""
+    """Return (prompt, negative_prompt) for one brief, brand and audience segment.
+
+    `setting`: where the segment's clips take place (empty: none); `camera`: a camera preset key
+    (None: the brief's default preset); `family`: the model family whose wording to use.
+    """
     # 1. Check and normalise the free text.
     brief = _clean(brief)
     if not brief:
@@ -133,11 +134,16 @@ def build_prompt(
     trigger_token = _clean(trigger_token)
     if not isinstance(segment_attributes, dict):
         raise TypeError(f"segment_attributes must be a dict; got {type(segment_attributes).__name__}.")
+    setting = clean_setting(setting) if setting else ""
+    preset = camera_preset(camera or default_camera_for_brief(brief))
 
     # 2. Assemble clauses in a fixed order: what the model must see first comes first, because a
     #    short text window truncates from the end.
     clauses: list[str] = []
     clauses.append(f"{trigger_token}, {brief}" if trigger_token else brief)
+    if setting:
+        clauses.append(f"set in {setting}")
+    clauses.append(preset.words_for(family))
     if brand_name and style_notes:
         clauses.append(f"{brand_name} brand style: {style_notes}")
     elif brand_name:
@@ -148,11 +154,12 @@ def build_prompt(
     if colours:
         clauses.append(f"colour palette of {_join_words(colours)}")
     clauses.extend(_segment_clauses(segment_attributes))
-    camera, motion = camera_and_motion(brief)
-    clauses.append(f"{camera}, {motion}")
+    clauses.append(motion_words(brief))
     clauses.append(QUALITY_SUFFIX)
 
-    # 3. Bound the length by dropping whole clauses from the end, never the brief.
+    # 3. Bound the length by dropping whole clauses from the end, never the brief. A clause's own
+    #    closing stop ("…all day.") is dropped: the clauses are joined by full stops.
+    clauses = [clause.rstrip(" .。") or clause for clause in clauses]
     prompt = clauses[0]
     for clause in clauses[1:]:
         candidate = f"{prompt}. {clause}"
@@ -210,14 +217,10 @@ def _lab(rgb: tuple[int, ...]) -> tuple[float, float, float]:
     return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
 
 
-def camera_and_motion(brief: str) -> tuple[str, str]:
-    """Camera and motion words picked from a stable hash of the brief.
-
-    sha256, not `hash()`: Python salts str hashes per process, so `hash()` would pick different
-    words in the web process and in the worker.
-    """
+def motion_words(brief: str) -> str:
+    """Motion words picked from a stable hash of the brief (sha256: `hash()` is salted per process)."""
     digest = hashlib.sha256(_clean(brief).encode("utf-8")).digest()
-    return CAMERA_WORDS[digest[0] % len(CAMERA_WORDS)], MOTION_WORDS[digest[1] % len(MOTION_WORDS)]
+    return MOTION_WORDS[digest[1] % len(MOTION_WORDS)]
 
 
 def _segment_clauses(attributes: dict) -> list[str]:

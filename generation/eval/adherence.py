@@ -54,22 +54,38 @@ def nearest_colour(rgb) -> str:
     return _NAMES[int(np.argmin(distances))]
 
 
+def foreground_mask(video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(background sRGB, foreground mask (F, H, W)): the background is the median colour of the
+    two-pixel border ring over all frames; the foreground every pixel far from it in CIE Lab."""
+    _, height, width, _ = video.shape
+    ring = np.ones((height, width), dtype=bool)
+    ring[2:-2, 2:-2] = False
+    background_rgb = np.median(video[:, ring].reshape(-1, 3), axis=0)
+    mask = np.linalg.norm(srgb_to_lab(video) - srgb_to_lab(background_rgb), axis=-1) > FOREGROUND_DELTA_E
+    return background_rgb, mask
+
+
+def centroids(frames: np.ndarray) -> np.ndarray:
+    """(F, 2) centroid (x, y) of the foreground in each frame; NaN where a frame shows no shape."""
+    video = np.asarray(frames)
+    _, mask = foreground_mask(video)
+    height, width = video.shape[1:3]
+    ys, xs = np.mgrid[0:height, 0:width]
+    out = np.full((video.shape[0], 2), np.nan)
+    for t in range(video.shape[0]):
+        if mask[t].sum() >= MIN_FOREGROUND_SHARE * height * width:
+            out[t] = xs[mask[t]].mean(), ys[mask[t]].mean()
+    return out
+
+
 def measure_clip(frames: np.ndarray) -> Measurement:
     """Background and foreground colour names and motion direction of a uint8 clip (F, H, W, 3)."""
     video = np.asarray(frames)
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"measure_clip needs frames shaped (F, H, W, 3); got {video.shape}.")
     num_frames, height, width, _ = video.shape
-    lab = srgb_to_lab(video)
-
-    # 1. Background: the median colour of the two-pixel border ring over all frames.
-    ring = np.ones((height, width), dtype=bool)
-    ring[2:-2, 2:-2] = False
-    background_rgb = np.median(video[:, ring].reshape(-1, 3), axis=0)
-    background_lab = srgb_to_lab(background_rgb)
-
-    # 2. Foreground: pixels far from the background; its colour is their median.
-    mask = np.linalg.norm(lab - background_lab, axis=-1) > FOREGROUND_DELTA_E  # (F, H, W)
+    # 1-2. Background (border ring) and foreground (pixels far from it).
+    background_rgb, mask = foreground_mask(video)
     counts = mask.sum(axis=(1, 2))
     present = counts >= MIN_FOREGROUND_SHARE * height * width
     if not present.any():

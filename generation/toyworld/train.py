@@ -1,8 +1,9 @@
 """Train the `tiny` Wan checkpoint on the toy world, from scratch, on CPU: `make tiny-model`.
 
 The result is a plain diffusers `WanPipeline` folder (`generation/checkpoints/tiny/`) of the very
-classes the engine loads for a real checkpoint. The recipe, as named steps:
+classes the engine loads for a real checkpoint. Two stages, each a list of named steps.
 
+Stage `toy` (the toy world's own captions, centred paths):
 1. Text side: the shipped byte-level BPE tokenizer and the random UMT5 text encoder of
    `generation.tiny_model` (seed 0), kept frozen: a random encoder still gives every word its own
    embedding, and the transformer learns to read them.
@@ -19,6 +20,17 @@ classes the engine loads for a real checkpoint. The recipe, as named steps:
    empty prompt) so classifier-free guidance works, and a quarter of the steps on still images
    (the clips' first frames), as Wan trains on images and videos together.
 5. Save: `WanPipeline(...).save_pretrained` into a staging folder, renamed into place.
+
+Stage `platform` continues the toy stage's transformer (text side, VAE and latent statistics
+unchanged) on what the platform really asks of the model:
+- captions: half the clips are captioned with a platform prompt (`toyworld.platform`: the real
+  prompt builder around a random brand, brief, palette and segment, whose setting names the
+  background and whose camera preset names the motion), half with their toy caption;
+- motion that can continue: a quarter of the clips show the stretch of the path before or after
+  the centred one (the shape enters or leaves the frame), so that a clip can be extended;
+- a text window of 128 tokens (the tokenizer's `model_max_length`, which the engine honours):
+  a platform prompt is about 230 tokens of this small BPE, and everything that carries meaning
+  comes in its first 60.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from generation.families import WAN  # noqa: E402
+from generation.toyworld.platform import random_platform_caption  # noqa: E402
 from generation.toyworld.world import (  # noqa: E402
     COLOURS, DIRECTIONS, SHAPES, Scene, heldout_scenes, render_clip, train_scenes,
 )
@@ -53,6 +66,9 @@ WIDTH = HEIGHT = 32
 NUM_FRAMES = 9
 FLOW_SHIFT = 3.0
 NUM_TRAIN_TIMESTEPS = 1000
+# Which stretch of its path each of a scene's clips shows (`render_clip(window=)`): mostly centred,
+# one clip in four entering or leaving the frame.
+WINDOWS = (0, 0, 0, 1, 0, 0, 0, -1)
 
 
 @dataclass(frozen=True)
@@ -75,60 +91,85 @@ class Recipe:
     dit_lr: float = 8e-4
     caption_dropout: float = 0.1
     image_share: float = 0.25
+    # Stage `platform` only (see STAGES): platform prompts, paths that continue, a shorter text window.
+    platform_share: float = 0.0
+    continuation: bool = False
+    text_window: int = WAN.max_sequence_length
 
 
-def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path | None = None) -> Path:
-    """Run the whole recipe and write the pipeline folder to `output`; returns `output`.
+STAGES = {
+    "toy": Recipe(),
+    "platform": Recipe(dit_steps=4000, dit_lr=4e-4, platform_share=0.5, continuation=True, text_window=128),
+}
 
-    `vae_from`: a pipeline folder whose VAE to reuse instead of training one (step 2), for
-    trying transformer recipes quickly; the rebuild from scratch leaves it out.
+
+def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path | None = None,
+          start_from: Path | None = None) -> Path:
+    """Run one stage of the recipe and write the pipeline folder to `output`; returns `output`.
+
+    `start_from`: the toy stage's pipeline folder, which the platform stage continues (its text
+    side, VAE, latent statistics and transformer). `vae_from`: a pipeline folder whose VAE to
+    reuse instead of training one (step 2), for trying transformer recipes quickly; the rebuild
+    from scratch leaves it out.
     """
     started = time.perf_counter()
     dev = torch.device(device)
     # Tiny weights drift into denormal floats late in training, which x86 CPUs handle ~100x slower.
     torch.set_flush_denormal(True)
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
 
-    # 1. Text side: the shipped tokenizer and frozen random text encoder.
-    pipe = _text_side(recipe)
-    text_encoder = pipe.text_encoder.to(dev)
+    # 1. Text side: the shipped tokenizer and frozen random text encoder (or the earlier stage's).
+    start = WanPipeline.from_pretrained(start_from) if start_from else None
+    pipe = start or _text_side(recipe)
+    pipe.tokenizer.model_max_length = recipe.text_window
+    text_encoder = pipe.text_encoder.to(dev).requires_grad_(False).eval()
 
     # 2. VAE.
-    if vae_from is None:
+    if start is not None:
+        vae = start.vae.to(dev).eval().requires_grad_(False)
+    elif vae_from is None:
         vae = _train_vae(recipe, dev)
     else:
-        from diffusers import AutoencoderKLWan
-
         vae = AutoencoderKLWan.from_pretrained(Path(vae_from) / "vae").to(dev).eval().requires_grad_(False)
 
     # The transformer cannot draw better than the VAE decodes: report the VAE's own adherence.
     print(f"VAE round trip of held-out clips: {_vae_adherence(vae, dev)}")
 
-    # 3. Dataset: latents of every training scene, and the caption embeddings.
+    # 3. Dataset: latents of every training scene, and the caption embeddings. A continued stage
+    #    keeps the latent statistics its transformer learned with.
     scenes = train_scenes()
     latents_mu, latents_sd, scene_index = _encode_dataset(vae, scenes, recipe, dev)
-    channel_mean = latents_mu.mean(dim=(0, 2, 3, 4))
-    channel_std = latents_mu.std(dim=(0, 2, 3, 4))
-    vae.register_to_config(latents_mean=channel_mean.tolist(), latents_std=channel_std.tolist())
+    if start is None:
+        channel_mean = latents_mu.mean(dim=(0, 2, 3, 4))
+        channel_std = latents_mu.std(dim=(0, 2, 3, 4))
+        vae.register_to_config(latents_mean=channel_mean.tolist(), latents_std=channel_std.tolist())
+    else:
+        channel_mean = torch.tensor(vae.config.latents_mean)
+        channel_std = torch.tensor(vae.config.latents_std)
     view = (1, recipe.z_dim, 1, 1, 1)
     mu = (latents_mu - channel_mean.view(view)) / channel_std.view(view)
     sd = latents_sd / channel_std.view(view)
     pipe.vae, pipe.text_encoder = vae.to(dev), text_encoder
+    # Toy captions come first (one per scene), then one platform prompt per clip, then the empty one.
     captions = [s.caption() for s in scenes]
-    embeds = _encode_captions(pipe, captions + [""], dev)
+    if recipe.platform_share > 0:
+        captions += _platform_captions(scenes, scene_index, recipe)
+    embeds = _encode_captions(pipe, captions + [""], recipe, dev)
     empty = embeds[-1:]
 
     # 4. Transformer.
-    transformer = _train_transformer(recipe, mu, sd, scene_index, embeds[:-1], empty, dev)
+    transformer = _train_transformer(recipe, mu, sd, scene_index, embeds[:-1], empty, dev, toy_count=len(scenes),
+                                     init=start.transformer if start is not None else None)
 
     # 5. Save.
-    from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
-
     result = WanPipeline(tokenizer=pipe.tokenizer, text_encoder=text_encoder.cpu().eval(), vae=vae.cpu().eval(),
                          transformer=transformer.cpu().eval(),
                          scheduler=FlowMatchEulerDiscreteScheduler(shift=FLOW_SHIFT))
     info = {"recipe": asdict(recipe), "device": device, "seconds": round(time.perf_counter() - started, 1),
             "torch_threads": torch.get_num_threads(), "train_size": [NUM_FRAMES, HEIGHT, WIDTH],
-            "vae_from": str(vae_from) if vae_from else None}
+            "vae_from": str(vae_from) if vae_from else None, "start_from": str(start_from) if start_from else None}
+    if start_from and (Path(start_from) / MARKER_NAME).is_file():
+        info["start_from_info"] = json.loads((Path(start_from) / MARKER_NAME).read_text(encoding="utf-8"))
     _save(result, output, info)
     return output
 
@@ -137,7 +178,6 @@ def _text_side(recipe: Recipe):
     from generation.tiny_model import _build_pipeline
 
     pipe = _build_pipeline(seed=recipe.seed)
-    pipe.text_encoder.requires_grad_(False).eval()
     pipe.vae = pipe.transformer = None
     return pipe
 
@@ -237,21 +277,29 @@ def _encode_dataset(vae, scenes: list[Scene], recipe: Recipe, dev: torch.device)
     for start in tqdm(range(0, len(jobs), 32), desc="encode", unit="batch", mininterval=2.0):
         batch = jobs[start:start + 32]
         pixels = _to_pixels([render_clip(scenes[i], seed=1000 * k + i, num_frames=NUM_FRAMES, width=WIDTH,
-                                         height=HEIGHT) for i, k in batch]).to(dev)
+                                         height=HEIGHT, window=WINDOWS[k % len(WINDOWS)] if recipe.continuation else 0)
+                             for i, k in batch]).to(dev)
         posterior = vae.encode(pixels).latent_dist
         mus.append(posterior.mean.float().cpu())
         sds.append(posterior.std.float().cpu())
     return torch.cat(mus), torch.cat(sds), torch.tensor([i for i, _ in jobs])
 
 
+def _platform_captions(scenes: list[Scene], scene_index: torch.Tensor, recipe: Recipe) -> list[str]:
+    """One platform prompt per clip, whose setting and camera mean the clip's background and motion."""
+    rng = random.Random(f"platform:{recipe.seed}")
+    return [random_platform_caption(rng, background=scenes[i].background, direction=scenes[i].direction)
+            for i in scene_index.tolist()]
+
+
 @torch.no_grad()
-def _encode_captions(pipe, captions: list[str], dev: torch.device) -> torch.Tensor:
+def _encode_captions(pipe, captions: list[str], recipe: Recipe, dev: torch.device) -> torch.Tensor:
     # The pipeline's own encoding at the engine's max_sequence_length: the transformer must see
     # at training exactly the (zero-padded) embeddings it is given at generation.
     out = []
     for start in range(0, len(captions), 64):
         embeds, _ = pipe.encode_prompt(prompt=captions[start:start + 64], do_classifier_free_guidance=False,
-                                       max_sequence_length=WAN.max_sequence_length, device=dev)
+                                       max_sequence_length=recipe.text_window, device=dev)
         out.append(embeds.float().cpu())
     return torch.cat(out)
 
@@ -259,17 +307,22 @@ def _encode_captions(pipe, captions: list[str], dev: torch.device) -> torch.Tens
 # --- 4. Transformer -------------------------------------------------------------------------
 
 
-def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: torch.device):
-    """A new transformer, trained for `dit_steps` of one one-cycle schedule peaking at `dit_lr`."""
+def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: torch.device, *, toy_count: int,
+                       init=None):
+    """A transformer (`init`, or a new one) trained for `dit_steps` of one one-cycle schedule peaking at `dit_lr`.
+
+    `embeds` holds the toy captions (the first `toy_count`, by scene) and then, when the recipe
+    has them, one platform prompt per clip."""
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(recipe.seed + 2)
-    transformer = WanTransformer3DModel(
+    transformer = init if init is not None else WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=recipe.dit_dim_heads, attention_head_dim=recipe.dit_head_dim,
         in_channels=recipe.z_dim, out_channels=recipe.z_dim, text_dim=embeds.shape[-1], freq_dim=64,
         ffn_dim=recipe.dit_ffn, num_layers=recipe.dit_layers, qk_norm="rms_norm_across_heads",
         rope_max_seq_len=1024,
-    ).to(dev).train()
+    )
+    transformer = transformer.to(dev).train().requires_grad_(True)
     steps = recipe.dit_steps
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=recipe.dit_lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.dit_lr, total_steps=steps,
@@ -296,7 +349,11 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
         sigma = FLOW_SHIFT * u / (1 + (FLOW_SHIFT - 1) * u)
         s = sigma.view(b, 1, 1, 1, 1)
         noisy = (1 - s) * x0 + s * noise
-        text = embeds[scene_index[pick]]
+        text_index = scene_index[pick]
+        if recipe.platform_share > 0:
+            platform = (torch.rand((b,), generator=generator) < recipe.platform_share).to(dev)
+            text_index = torch.where(platform, toy_count + pick, text_index)
+        text = embeds[text_index]
         drop = (torch.rand((b,), generator=generator) < recipe.caption_dropout).to(dev)
         text = torch.where(drop.view(b, 1, 1), empty.expand_as(text), text)
         prediction = transformer(hidden_states=noisy, timestep=sigma * NUM_TRAIN_TIMESTEPS,
@@ -329,7 +386,8 @@ def _collapse_padding(transformer, embeds: torch.Tensor, empty: torch.Tensor):
     nonzero = (torch.cat([embeds, empty]).abs().sum(dim=(0, 2)) > 0).nonzero()
     used = int(nonzero.max()) + 1
     if used >= full:
-        raise ValueError(f"captions use all {full} text positions; nothing to collapse.")
+        # Some caption fills the whole text window: there is no shared padding to collapse.
+        return embeds, empty, lambda: None
     bias = torch.zeros(1, 1, 1, used + 1)
     bias[..., used] = float(np.log(full - used))
 
@@ -369,22 +427,37 @@ def _save(pipe, output: Path, info: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", choices=sorted(STAGES), default="toy", help="which stage's recipe (default: toy)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="pipeline folder to (re)write")
+    parser.add_argument("--start-from", type=Path, default=None,
+                        help="the toy stage's pipeline folder, which the platform stage continues")
     parser.add_argument("--device", default="cpu", help="cpu (the recipe's target) or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--vae-from", type=Path, default=None,
                         help="reuse this pipeline folder's VAE instead of training one (for recipe trials)")
-    defaults = Recipe()
-    for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    fields = asdict(Recipe())
+    for name, value in fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=_parse_bool if isinstance(value, bool) else type(value),
+                            default=None, help=f"default: the stage's ({value} in the toy stage)")
     args = parser.parse_args()
+    if args.stage == "platform" and args.start_from is None:
+        parser.error("--stage platform continues the toy stage: give --start-from FOLDER.")
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = Recipe(**{name: getattr(args, name) for name in asdict(defaults)})
+    stage = asdict(STAGES[args.stage])
+    recipe = Recipe(**{name: stage[name] if getattr(args, name) is None else getattr(args, name) for name in fields})
     started = time.perf_counter()
-    train(output=args.output, recipe=recipe, device=args.device, vae_from=args.vae_from)
+    train(output=args.output, recipe=recipe, device=args.device, vae_from=args.vae_from, start_from=args.start_from)
     size = sum(p.stat().st_size for p in args.output.rglob("*") if p.is_file())
     print(f"wrote {args.output} ({size / 1e6:.1f} MB) in {(time.perf_counter() - started) / 60:.1f} min")
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false; got {text!r}.")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ colour) plus a seed that shifts its path a little; `render_clip` draws it at any
 same scene renders deterministically for training, tests and the adherence checker's ground truth.
 Captions follow one template: "a red circle moving left on a white background".
 
+Paths come in windows of one clip's travel: window 0 is centred in the frame; window 1 continues
+it (the shape travels on and leaves the frame), window -1 leads into it (the shape enters). A
+model that has seen all three can continue a clip's motion past its end (`extend`, `connect`).
+
 Splits: the seven training colours give 3 x 7 x 6 x 5 = 630 scenes; a fixed 80 of them are held out
 for evaluation (`heldout_scenes`), the rest train (`train_scenes`). Orange is a held-out colour
 family: no training caption or clip contains it, and the brand-LoRA test teaches it.
@@ -77,8 +81,11 @@ def train_scenes() -> list[Scene]:
 
 def render_clip(scene: Scene, *, seed: int, num_frames: int = 9, width: int = 32, height: int = 32,
                 colour_rgb: tuple[int, int, int] | None = None,
-                background_rgb: tuple[int, int, int] | None = None) -> np.ndarray:
+                background_rgb: tuple[int, int, int] | None = None, window: int = 0) -> np.ndarray:
     """Draw the scene as uint8 frames (F, H, W, 3); the seed shifts the centred path.
+
+    `window`: which clip-length stretch of the path to draw; 0 is centred, 1 the stretch after it
+    (the shape leaves the frame), -1 the stretch before it (the shape enters).
 
     `colour_rgb`/`background_rgb` override the named colours (brand shades, the VAE's random colours).
     """
@@ -98,6 +105,7 @@ def render_clip(scene: Scene, *, seed: int, num_frames: int = 9, width: int = 32
     jitter = JITTER * side
     x0 = _clamp(width / 2 - dx / 2 + rng.uniform(-jitter, jitter), margin + max(0.0, -dx), width - margin - max(0.0, dx))
     y0 = _clamp(height / 2 - dy / 2 + rng.uniform(-jitter, jitter), margin + max(0.0, -dy), height - margin - max(0.0, dy))
+    x0, y0 = x0 + window * dx, y0 + window * dy
 
     # 2. Draw each frame with 2x supersampling, so edges are anti-aliased the same at every size.
     s = _SUPERSAMPLE

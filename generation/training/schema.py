@@ -33,6 +33,12 @@ class TrainingSample:
             )
 
 
+def asset_caption(*, trigger_token: str, caption: str, style_notes: str, brand_name: str) -> str:
+    """The caption a brand asset trains with: the brand's trigger token, then the asset's own
+    caption (or the brand's style notes, or its name). Generation prompts start with the same token."""
+    return f"{trigger_token}, {caption or style_notes or brand_name}"
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     """What a finished run produced."""

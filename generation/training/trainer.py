@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from generation.families import ModelFamily, family_for_model_path
+from generation.families import ModelFamily, family_for_model_path, text_window
 from generation.training.dataset import EncodedSample, dataset_fingerprint, encode_samples
 from generation.training.schema import TrainingCancelled, TrainingResult, TrainingSample
 
@@ -273,10 +273,10 @@ def _prepare_dataset(
         return (posterior.mean.float() - latents_mean) / latents_std, posterior.std.float() / latents_std
 
     def encode_text(caption: str) -> torch.Tensor:
-        # The pipeline's own encoder at its own max_sequence_length: the adapter must see the
+        # The pipeline's own encoder at the checkpoint's text window: the adapter must see the
         # same padded embeddings at training and at generation.
         embeds, _ = pipe.encode_prompt(prompt=caption, do_classifier_free_guidance=False,
-                                       max_sequence_length=family.max_sequence_length,
+                                       max_sequence_length=text_window(family, pipe.tokenizer),
                                        device=device, dtype=models.base_dtype)
         return embeds
 

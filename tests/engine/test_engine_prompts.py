@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, camera_preset, default_camera_for_brief
 from generation.prompts import (
-    CAMERA_WORDS,
     MAX_BRIEF_CHARS,
     MAX_PROMPT_CHARS,
     MOTION_WORDS,
@@ -37,7 +37,7 @@ def test_prompt_has_every_part_in_order():
     assert "appealing to viewers who love hiking, coffee" in prompt
     assert "visual style: documentary" in prompt
     assert "American audience (en-US)" in prompt
-    assert any(word in prompt for word in CAMERA_WORDS)
+    assert camera_preset(default_camera_for_brief(BASE["brief"])).words_for("wan") in prompt
     assert any(word in prompt for word in MOTION_WORDS)
     positions = [prompt.index(s) for s in ("acme_style", "Acme brand", "colour palette", "appealing", "cinematic")]
     assert positions == sorted(positions)
@@ -93,9 +93,59 @@ def test_chinese_text_passes_through_unharmed():
     assert "城市: 上海" in prompt
 
 
-def test_camera_words_follow_the_brief():
-    seen = {build_prompt(**dict(BASE, brief=f"brief number {i}"))[0].split(". ")[-2] for i in range(30)}
-    assert len(seen) > 1  # different briefs get different camera/motion words
+def test_default_camera_and_motion_follow_the_brief():
+    prompts = [build_prompt(**dict(BASE, brief=f"brief number {i}"))[0] for i in range(30)]
+    motions = {prompt.split(". ")[-2] for prompt in prompts}
+    cameras = {next(p.key for p in CAMERA_PRESETS if p.words_for("wan") in prompt) for prompt in prompts}
+    assert len(motions) > 1 and len(cameras) > 1  # different briefs get different words
+    assert all(prompt.split(". ")[-2] in MOTION_WORDS for prompt in prompts)
+
+
+# --- setting and camera preset -----------------------------------------------------------------------
+
+def test_setting_and_camera_come_right_after_the_brief():
+    prompt, _ = build_prompt(**BASE, setting="  a city   street at night ", camera="pan_left")
+    assert prompt.startswith("acme_style, A runner laces up new trail shoes at dawn. set in a city street at night. "
+                             "the camera pans slowly to the left. Acme brand style")
+    without, _ = build_prompt(**BASE, camera="pan_left")
+    assert "set in" not in without
+
+
+@pytest.mark.parametrize("preset", CAMERA_PRESETS, ids=lambda p: p.key)
+def test_each_camera_preset_is_worded_for_each_family(preset):
+    for family in ("wan", "cogvideox", "ltx"):
+        prompt, _ = build_prompt(**BASE, camera=preset.key, family=family)
+        assert preset.words_for(family).rstrip(".") in prompt
+        others = [p.words_for(family).rstrip(".") for p in CAMERA_PRESETS if p is not preset]
+        assert not any(other in prompt for other in others)
+    # LTX reads prose captions: its wording is a sentence of its own, unlike Wan's clause.
+    wan, _ = build_prompt(**BASE, camera=preset.key, family="wan")
+    ltx, _ = build_prompt(**BASE, camera=preset.key, family="ltx")
+    assert wan != ltx
+    # An unknown family falls back to Wan's wording.
+    assert build_prompt(**BASE, camera=preset.key, family="other")[0] == wan
+
+
+def test_unknown_camera_preset_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="pan_left, pan_right, rise, descend, push_in, static"):
+        build_prompt(**BASE, camera="zoom_wild")
+
+
+@pytest.mark.parametrize("setting", ["x" * (MAX_SETTING_CHARS + 1), "   ", 5])
+def test_bad_settings_are_refused(setting):
+    with pytest.raises(ValueError, match=str(MAX_SETTING_CHARS) if isinstance(setting, str) else "text"):
+        build_prompt(**BASE, setting=setting)
+
+
+def test_setting_and_camera_survive_truncation():
+    huge = {f"key{i:03d}": "word " * 100 for i in range(200)}
+    setting = "s" * MAX_SETTING_CHARS
+    prompt, _ = build_prompt(**dict(BASE, brief="y" * MAX_BRIEF_CHARS, style_notes="z " * 1000, segment_attributes=huge),
+                             setting=setting, camera="descend", family="ltx")
+    assert len(prompt) <= MAX_PROMPT_CHARS
+    assert f"set in {setting}" in prompt
+    assert camera_preset("descend").words_for("ltx").rstrip(".") in prompt
+    assert "cinematic" not in prompt  # the tail was what got cut
 
 
 def test_palette_names():

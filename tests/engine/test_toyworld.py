@@ -95,3 +95,78 @@ def test_committed_checkpoint_draws_what_held_out_prompts_ask(trained_engine):
         right.update(key for key, ok in score_clip(clip, scene).items() if ok)
     assert len(scenes) == 10
     assert right["background"] >= 9 and right["foreground"] >= 7 and right["direction"] >= 7, right
+
+
+def test_paths_continue_across_windows():
+    """Window 1 starts where window 0 ends and carries the shape on, out of the frame."""
+    from generation.eval.adherence import centroids
+
+    scene = Scene("circle", "red", "right", "white")
+    centred, after, before = (render_clip(scene, seed=5, window=w) for w in (0, 1, -1))
+    assert np.array_equal(centred[-1], after[0]) and np.array_equal(before[-1], centred[0])
+    x = np.concatenate([centroids(before)[:, 0], centroids(centred)[1:, 0]])
+    assert (np.diff(x) > 0).all()
+    # By the end of window 1 the shape is leaving through the right edge: its centroid is past 80%.
+    assert centroids(after)[-1, 0] > 0.8 * 32
+    assert measure_clip(after).direction == measure_clip(before).direction == "right"
+
+
+def test_platform_prompts_carry_the_toy_meaning_of_setting_and_camera():
+    import random
+
+    from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
+    from generation.toyworld.platform import (
+        CAMERA_DIRECTION, SETTING_BACKGROUND, random_brand, random_platform_caption,
+    )
+
+    assert set(SETTING_BACKGROUND.values()) <= set(COLOURS) - {BRAND_COLOUR}
+    assert set(CAMERA_DIRECTION.values()) == set(DIRECTIONS)
+    rng = random.Random(0)
+    for background in ("green", "black"):
+        prompt = random_platform_caption(rng, background=background, direction="left")
+        phrases = [e.phrase for e in SETTINGS_CATALOGUE if SETTING_BACKGROUND[e.key] == background]
+        assert any(f"set in {phrase}" in prompt for phrase in phrases), prompt
+        assert "the camera pans slowly to the right" in prompt  # the scene slides left
+        assert ".." not in prompt
+    assert {p.key for p in CAMERA_PRESETS} == set(CAMERA_DIRECTION)
+    # Held-out brands never share a name with training brands (three syllables against two).
+    train_names = {random_brand(rng).name for _ in range(200)}
+    assert not train_names & {random_brand(rng, "heldout").name for _ in range(200)}
+
+
+def test_committed_checkpoint_follows_platform_prompts(trained_engine):
+    """Setting -> background and camera preset -> motion, on prompts of held-out brands, briefs and
+    audiences as the platform's prompt builder words them (benchmarks/quality.py measures 96)."""
+    import random
+
+    from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
+    from generation.toyworld import platform as toy_platform
+
+    rng = random.Random(99)
+    right = Counter()
+    for i in range(10):
+        setting, camera = SETTINGS_CATALOGUE[i % 12].key, CAMERA_PRESETS[i % 6].key
+        prompt = toy_platform.platform_prompt(
+            brand=toy_platform.random_brand(rng, "heldout"), brief=toy_platform.random_brief(rng, "heldout"),
+            setting_key=setting, camera=camera,
+            segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
+        [clip] = trained_engine.generate(prompt=prompt, seeds=[i], num_frames=9, width=32, height=32,
+                                         negative_prompt="", steps=20, guidance=5.0)
+        m = measure_clip(clip)
+        right["setting"] += m.background == toy_platform.SETTING_BACKGROUND[setting]
+        right["camera"] += m.direction == toy_platform.CAMERA_DIRECTION[camera]
+    assert right["setting"] >= 8 and right["camera"] >= 7, right
+
+
+def test_committed_checkpoint_continues_a_moving_clip(trained_engine):
+    """Extending held-out moving scenes: the new frames keep the direction (benchmarks/editing.py)."""
+    from generation import editing
+
+    moving = [s for s in heldout_scenes() if s.direction != "still"][:6]
+    right = 0
+    for i, scene in enumerate(moving):
+        clip = render_clip(scene, seed=i)
+        [out] = editing.extend(trained_engine, clip=clip, frames=4, direction="forward", prompt=scene.caption(),
+                               seeds=[i], negative_prompt="", steps=20, guidance=5.0)
+        right += measure_clip(out.frames[8:]).direction == scene.direction
+    assert right >= 5, right
