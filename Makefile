@@ -23,7 +23,7 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(DEV) $(BIN)/python manage.py migrate --noinput -v0
-	$(DEV) $(BIN)/python manage.py demo
+	$(DEV) $(BIN)/python manage.py demo --host $(HOST) --port $(PORT)
 	$(MAKE) --no-print-directory run
 
 run: venv
@@ -48,9 +48,13 @@ test: venv browser
 	$(BIN)/python infra/check_services.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Rebuilds generation/checkpoints/tiny (the default `tiny` model) from scratch on the toy world (35 to 45 min on 2 cores).
+# Rebuilds generation/checkpoints/tiny (the default `tiny` model) from scratch on the toy world, in
+# two stages: the toy world's captions (var/tiny-toy-stage), then the platform's prompts and motion
+# that continues. See generation/toyworld/train.py and the README for the times.
 tiny-model: venv
-	$(BIN)/python -m generation.toyworld.train --output generation/checkpoints/tiny
+	$(BIN)/python -m generation.toyworld.train --stage toy --output var/tiny-toy-stage
+	$(BIN)/python -m generation.toyworld.train --stage platform --start-from var/tiny-toy-stage \
+	  --output generation/checkpoints/tiny
 
 clean:
 	rm -rf var/

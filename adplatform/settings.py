@@ -209,6 +209,12 @@ GENERATION_STEPS = env.int("GENERATION_STEPS", default=0)  # 0: the model family
 WORK_DIR = env.path("WORK_DIR", default=VAR_DIR / "work")
 # LoRA training writes a resumable checkpoint to storage this often (steps).
 LORA_CHECKPOINT_EVERY = env.int("LORA_CHECKPOINT_EVERY", default=50)
+# Optional brief expansion by a language model (generation/prompt_expander.py): an OpenAI-compatible
+# base URL such as http://127.0.0.1:8080/v1; empty = off. The timeout is the whole call's deadline,
+# kept within 1..120 s: a generation job never waits longer on text.
+PROMPT_EXPANDER_URL = env.str("PROMPT_EXPANDER_URL", default="")
+PROMPT_EXPANDER_MODEL = env.str("PROMPT_EXPANDER_MODEL", default="")
+PROMPT_EXPANDER_TIMEOUT = min(120.0, max(1.0, env.float("PROMPT_EXPANDER_TIMEOUT", default=10.0)))
 
 REVIEW_FORBID_OWN_CAMPAIGN = env.bool("REVIEW_FORBID_OWN_CAMPAIGN", default=False)
 

@@ -61,14 +61,14 @@ class LoraAdapterAdmin(OrgScopedAdmin):
 
 @admin.register(models.Campaign)
 class CampaignAdmin(OrgScopedAdmin):
-    list_display = ("name", "brand", "status", "num_frames", "width", "height", "fps", "created_at")
+    list_display = ("name", "brand", "status", "camera", "num_frames", "width", "height", "fps", "created_at")
     list_filter = ("status", "organization")
     search_fields = ("name", "brief")
 
 
 @admin.register(models.Segment)
 class SegmentAdmin(OrgScopedAdmin):
-    list_display = ("name", "campaign", "position")
+    list_display = ("name", "campaign", "position", "setting", "setting_source")
 
 
 @admin.register(models.Profile)

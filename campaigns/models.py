@@ -126,6 +126,8 @@ class Job(OrgOwned):
         TRAIN_LORA = "train_lora", _("LoRA training")
         GENERATE_CLIPS = "generate_clips", _("Clip generation")
         SEGMENT_PROFILES = "segment_profiles", _("Segmentation")
+        EDIT_CLIP = "edit_clip", _("Clip edit")
+        RESCENE_CAMPAIGN = "rescene_campaign", _("Re-scene per segment")
         SELFTEST = "selftest", _("Self-test")
 
     class Status(models.TextChoices):
@@ -202,6 +204,10 @@ class Campaign(OrgOwned):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # k for "cluster the organization's profiles into k segments"; null when the marketer defined them.
     segment_count = models.PositiveIntegerField(null=True, blank=True)
+    # A camera-move preset key (generation.personalization.CAMERA_PRESETS), resolved at creation.
+    camera = models.CharField(max_length=32, blank=True)
+    # Image-to-video: every clip starts from this brand image (fitted to the campaign's size).
+    start_image = models.ForeignKey(BrandAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -233,6 +239,14 @@ class Segment(OrgOwned):
     attributes = models.JSONField(default=dict, blank=True)
     centroid = models.JSONField(null=True, blank=True)  # list[float]
     position = models.PositiveIntegerField(default=0)
+
+    class SettingSource(models.TextChoices):
+        MARKETER = "marketer", _("Set by the marketer")
+        SUGGESTED = "suggested", _("Suggested")
+
+    # Where this audience's clips take place; empty until the marketer sets it or a suggestion is made.
+    setting = models.CharField(max_length=120, blank=True)
+    setting_source = models.CharField(max_length=16, choices=SettingSource.choices, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
@@ -292,6 +306,14 @@ class Clip(OrgOwned):
     impressions = models.PositiveBigIntegerField(default=0)
     clicks = models.PositiveBigIntegerField(default=0)
     completes = models.PositiveBigIntegerField(default=0)
+    # Provenance of an edited clip: the clip it was made from, the edit (kind and the request's
+    # fields) and the keep-mask used (a PNG strip: the output's frames side by side, white where kept).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits")
+    edit = models.JSONField(default=dict, blank=True)
+    mask = models.FileField(upload_to=clip_upload_to, max_length=300, blank=True)
+    # Which engine path made it: "text" (plain text-to-video), "latent_blend" (known pixels held
+    # in the latents, then pasted back), or a native conditioned pipeline's class name.
+    conditioning = models.CharField(max_length=64, default="text")
 
     class Meta:
         ordering = ["segment_id", "variant", "id"]

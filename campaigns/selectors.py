@@ -68,6 +68,18 @@ def segment_list_for_campaign(*, campaign: Campaign) -> QuerySet[Segment]:
     return Segment.objects.filter(organization_id=campaign.organization_id, campaign=campaign)
 
 
+def segment_get(*, campaign: Campaign, segment_id) -> Segment:
+    return get_object_or_404(segment_list_for_campaign(campaign=campaign).select_related("campaign"),
+                             pk=_int(segment_id))
+
+
+def segments_with_size():
+    """A prefetch of campaigns' segments, each with ``size``: the viewers placed in it (one query)."""
+    from django.db.models import Count, Prefetch
+
+    return Prefetch("segments", queryset=Segment.objects.annotate(size=Count("memberships")))
+
+
 def clip_list_for_campaign(*, campaign: Campaign, status: str | None = None) -> QuerySet[Clip]:
     clips = Clip.objects.filter(organization_id=campaign.organization_id, campaign=campaign).select_related("segment")
     if status:

@@ -57,6 +57,32 @@ def campaign_generate(job_id: int) -> None:
 
 
 @shared_task(
+    name="gpu.clip_edit",
+    # Variants of one edited clip; the same bound as generation (minutes of GPU per clip on a real checkpoint).
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 300,
+    **JOB_TASK_OPTIONS,
+)
+def clip_edit(job_id: int) -> None:
+    from campaigns.services.editing import clip_edit_run
+
+    services.job_run(job_id=job_id, work=clip_edit_run, done_message="edited clips ready for review")
+
+
+@shared_task(
+    name="gpu.campaign_rescene",
+    # One re-scened clip per segment x variant: as long as a campaign's generation.
+    soft_time_limit=3 * 3600,
+    time_limit=3 * 3600 + 300,
+    **JOB_TASK_OPTIONS,
+)
+def campaign_rescene(job_id: int) -> None:
+    from campaigns.services.editing import campaign_rescene_run
+
+    services.job_run(job_id=job_id, work=campaign_rescene_run, done_message="re-scened clips ready for review")
+
+
+@shared_task(
     name="gpu.lora_train",
     # Brand LoRAs run up to a few thousand steps; must stay under the broker's visibility timeout.
     soft_time_limit=3 * 3600,

@@ -106,3 +106,18 @@ class ClipFactory(factory.django.DjangoModelFactory):
     fps = 8
     video = factory.django.FileField(filename="clip.mp4", data=b"\x00\x00\x00\x18ftypmp42")
     poster = factory.django.FileField(filename="poster.jpg", data=b"\xff\xd8\xff")
+
+
+class BrandAssetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.BrandAsset
+
+    brand = factory.SubFactory(BrandFactory)
+    organization = factory.SelfAttribute("brand.organization")
+    kind = models.BrandAsset.Kind.IMAGE
+    content_type = "image/png"
+    checksum = factory.Sequence(lambda n: f"{n:064x}")
+    size_bytes = 100
+    width = 64
+    height = 64
+    file = factory.django.FileField(filename="asset.png", data=b"\x89PNG\r\n\x1a\n")

@@ -67,6 +67,15 @@ class HasManageScope(_HasScope):
     scope = ApiKey.Scope.MANAGE
 
 
+class HasAnyScope(_HasScope):
+    """Any valid key: for reference data that both apps and marketers read (the presets)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not isinstance(request.auth, ApiKey):
+            raise exceptions.NotAuthenticated("An API key is required: send 'Authorization: Api-Key <key>'.")
+        return True
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "campaigns.api.auth.ApiKeyAuthentication"
     name = "ApiKeyAuth"

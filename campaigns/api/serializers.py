@@ -1,7 +1,23 @@
 """Shapes of the API's requests and answers (input validation lives in services)."""
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from campaigns.models import Brand, BrandAsset, Campaign, Clip, Job, LoraAdapter
+from campaigns.models import Brand, BrandAsset, Campaign, Clip, Job, LoraAdapter, Segment
+from campaigns.services.campaigns import MAX_SEGMENTS
+from generation.personalization import CAMERA_BY_KEY, CAMERA_PRESETS, MAX_SETTING_CHARS, default_camera_for_brief
+
+CAMERA_CHOICES = [(preset.key, preset.label) for preset in CAMERA_PRESETS]
+SETTING_HELP = (f"where this segment's clips take place, a short phrase (1 to {MAX_SETTING_CHARS} characters), "
+                "e.g. 'a mountain forest trail at dawn'; without one the platform suggests one from its catalogue")
+
+
+class StrictCharField(serializers.CharField):
+    """Text only: DRF's CharField would take 5 as "5", and a number where text belongs is a mistake."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class BrandInSerializer(serializers.Serializer):
@@ -27,9 +43,18 @@ class JobEnvelopeSerializer(serializers.Serializer):
     job = JobSerializer()
 
 
-class SegmentInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    attributes = serializers.DictField(required=False)
+@extend_schema_field({"oneOf": [
+    {"type": "integer", "minimum": 1, "maximum": MAX_SEGMENTS,
+     "description": "k: cluster the organization's profiles into k segments"},
+    {"type": "array", "maxItems": MAX_SEGMENTS, "description": "segments the marketer defines", "items": {
+        "type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "attributes": {"type": "object", "additionalProperties": True},
+            "setting": {"type": "string", "minLength": 1, "maxLength": MAX_SETTING_CHARS, "description": SETTING_HELP},
+        }}},
+]})
+class SegmentsField(serializers.JSONField):
+    """An integer k or a list of {name, attributes, setting?}; checked by the service, which names the index."""
 
 
 class CampaignInSerializer(serializers.Serializer):
@@ -41,22 +66,71 @@ class CampaignInSerializer(serializers.Serializer):
     width = serializers.JSONField(required=False)
     height = serializers.JSONField(required=False)
     fps = serializers.JSONField(required=False)
-    segments = serializers.JSONField(required=False, help_text="an integer k, or a list of {name, attributes}")
+    segments = SegmentsField(required=False, help_text="an integer k, or a list of {name, attributes, setting}")
+    camera = serializers.ChoiceField(
+        choices=CAMERA_CHOICES, required=False,
+        help_text="a camera-move preset (GET /api/v1/presets); default: chosen from the brief",
+        error_messages={"invalid_choice": f"\"{{input}}\" is not a camera preset; choose one of: "
+                                          f"{', '.join(CAMERA_BY_KEY)}."},
+    )
+    start_image = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1,
+        help_text="image-to-video: the id of an image asset of this campaign's brand; every clip starts from it "
+                  "(its first frame is the image fitted to the campaign's size)")
 
 
 class SegmentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     attributes = serializers.DictField()
+    setting = serializers.CharField(max_length=MAX_SETTING_CHARS, help_text=SETTING_HELP + "; empty until suggested")
+    setting_source = serializers.ChoiceField(
+        choices=Segment.SettingSource.choices, allow_blank=True,
+        help_text="who chose the setting; empty while a suggestion is pending")
+    size = serializers.SerializerMethodField(help_text="viewers placed in this segment")
+
+    def get_size(self, segment) -> int:
+        size = getattr(segment, "size", None)  # annotated by selectors.segments_with_size
+        return segment.memberships.count() if size is None else size
+
+
+class SegmentUpdateInSerializer(serializers.Serializer):
+    setting = StrictCharField(required=False, min_length=1, max_length=MAX_SETTING_CHARS, help_text=SETTING_HELP)
+    name = StrictCharField(required=False, min_length=1, max_length=200)
+
+
+class CameraField(serializers.ChoiceField):
+    """The campaign's camera preset; a campaign made before presets existed shows the one its prompts use."""
+
+    def get_attribute(self, campaign):
+        return campaign.camera or default_camera_for_brief(campaign.brief)
 
 
 class CampaignSerializer(serializers.ModelSerializer):
     segments = SegmentSerializer(many=True, read_only=True)
+    camera = CameraField(choices=CAMERA_CHOICES, read_only=True, help_text="the camera-move preset")
 
     class Meta:
         model = Campaign
         fields = ["id", "brand", "name", "brief", "num_frames", "width", "height", "fps", "status",
-                  "segment_count", "segments", "created_at", "updated_at"]
+                  "segment_count", "camera", "start_image", "segments", "created_at", "updated_at"]
+
+
+class CameraPresetSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    label_zh = serializers.CharField(help_text="the label in Traditional Chinese")
+
+
+class SettingEntrySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    phrase = serializers.CharField(help_text="the setting as it goes into the prompt")
+    label_zh = serializers.CharField(help_text="the setting in Traditional Chinese")
+
+
+class PresetsSerializer(serializers.Serializer):
+    camera = CameraPresetSerializer(many=True, help_text="camera-move presets a campaign's `camera` takes")
+    settings = SettingEntrySerializer(many=True, help_text="the settings catalogue suggestions come from")
 
 
 class GenerateInSerializer(serializers.Serializer):
@@ -68,12 +142,23 @@ class ClipSerializer(serializers.ModelSerializer):
     segment = serializers.SerializerMethodField()
     video_url = serializers.SerializerMethodField()
     poster_url = serializers.SerializerMethodField()
+    # Edits (API v1.1): the source clip, the edit ({"kind", ...the request's fields}), the keep-mask.
+    parent = serializers.IntegerField(source="parent_id", allow_null=True, read_only=True,
+                                      help_text="the clip this one was edited from; null for a generated clip")
+    edit = serializers.DictField(read_only=True, help_text="{} for a generated clip; else {\"kind\", ...the edit "
+                                                          "request's fields}")
+    conditioning = serializers.CharField(read_only=True, help_text="the engine path that made the clip: \"text\" "
+                                                                    "(text-to-video), \"latent_blend\" (known pixels "
+                                                                    "held) or a conditioned pipeline's class name")
+    mask_url = serializers.SerializerMethodField(help_text="an edited clip's keep-mask: one grayscale PNG, the "
+                                                           "frames side by side in time, white where the source "
+                                                           "was kept; null for a generated clip")
 
     class Meta:
         model = Clip
         fields = ["id", "campaign", "segment", "variant", "status", "prompt", "negative_prompt", "seed", "model",
                   "lora_version", "steps", "guidance", "num_frames", "width", "height", "fps", "seconds",
-                  "video_url", "poster_url", "created_at", "decided_at"]
+                  "video_url", "poster_url", "created_at", "decided_at", "parent", "edit", "conditioning", "mask_url"]
 
     def get_segment(self, clip) -> dict | None:
         return {"id": clip.segment_id, "name": clip.segment.name} if clip.segment_id else None
@@ -88,6 +173,9 @@ class ClipSerializer(serializers.ModelSerializer):
 
     def get_poster_url(self, clip) -> str | None:
         return self._url(clip.poster.name)
+
+    def get_mask_url(self, clip) -> str | None:
+        return self._url(clip.mask.name)
 
 
 class ReviewInSerializer(serializers.Serializer):

@@ -2,7 +2,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from campaigns.api import serve_views, views
+from campaigns.api import edit_views, serve_views, views
 from campaigns.api.errors import not_found_view
 
 urlpatterns = [
@@ -18,7 +18,12 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/generate", views.CampaignGenerateView.as_view(), name="campaign-generate"),
     path("campaigns/<int:campaign_id>/status", views.CampaignStatusView.as_view(), name="campaign-status"),
     path("campaigns/<int:campaign_id>/clips", views.CampaignClipsView.as_view(), name="campaign-clips"),
+    path("campaigns/<int:campaign_id>/segments/<int:segment_id>", views.SegmentDetailView.as_view(),
+         name="segment-detail"),
+    path("presets", views.PresetsView.as_view(), name="presets"),
     path("clips/<int:clip_id>/review", views.ClipReviewView.as_view(), name="clip-review"),
+    path("clips/<int:clip_id>/edits", edit_views.ClipEditsView.as_view(), name="clip-edits"),
+    path("campaigns/<int:campaign_id>/rescene", edit_views.CampaignResceneView.as_view(), name="campaign-rescene"),
     path("jobs/<int:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
     # Serve scope: profiles, the clip for a viewer, events; and a health check (no key).

@@ -1,4 +1,5 @@
 """API views: parse, call one service or selector, answer. Scoped to the key's organization."""
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
@@ -9,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns import selectors, services
-from campaigns.api.auth import HasManageScope
+from campaigns.api.auth import HasAnyScope, HasManageScope
 from campaigns.api.errors import ErrorSerializer
 from campaigns.api.serializers import (
     AssetInSerializer,
@@ -24,9 +25,13 @@ from campaigns.api.serializers import (
     GenerateInSerializer,
     JobEnvelopeSerializer,
     JobSerializer,
+    PresetsSerializer,
     ReviewInSerializer,
+    SegmentSerializer,
+    SegmentUpdateInSerializer,
 )
 from campaigns.models import Clip
+from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in {
     400: "Invalid input; `details` names the fields.",
@@ -133,19 +138,52 @@ class CampaignListCreateView(ManageView):
         except Http404:
             raise ValidationError({"brand": ["no such brand in this organization."]})
         campaign = services.campaign_create(organization=self.organization, brand=brand, **fields)
-        return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+        return Response(campaign_answer(campaign), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: CampaignSerializer(many=True), **errors()}, tags=["campaigns"])
     def get(self, request):
-        campaigns = selectors.campaign_list(organization=self.organization).prefetch_related("segments")
+        campaigns = selectors.campaign_list(organization=self.organization).prefetch_related(
+            selectors.segments_with_size())
         return Response(CampaignSerializer(campaigns, many=True).data)
+
+
+def campaign_answer(campaign) -> dict:
+    """A campaign as the API shows it: its segments with their settings and sizes (one query more)."""
+    prefetch_related_objects([campaign], selectors.segments_with_size())
+    return CampaignSerializer(campaign).data
 
 
 class CampaignDetailView(ManageView):
     @extend_schema(responses={200: CampaignSerializer, **errors(404)}, tags=["campaigns"])
     def get(self, request, campaign_id: int):
         campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
-        return Response(CampaignSerializer(campaign).data)
+        return Response(campaign_answer(campaign))
+
+
+class SegmentDetailView(ManageView):
+    @extend_schema(request=SegmentUpdateInSerializer, responses={200: SegmentSerializer, **errors(400, 404)},
+                   tags=["campaigns"], description="Rename a segment and/or set its setting (where its clips "
+                                                   "take place); a setting set here is the marketer's.")
+    def patch(self, request, campaign_id: int, segment_id: int):
+        campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
+        segment = selectors.segment_get(campaign=campaign, segment_id=segment_id)
+        data = SegmentUpdateInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        segment = services.segment_update(segment=segment, **data.validated_data)
+        return Response(SegmentSerializer(segment).data)
+
+
+class PresetsView(APIView):
+    permission_classes = [HasAnyScope]
+
+    @extend_schema(responses={200: PresetsSerializer, **errors()}, tags=["campaigns"],
+                   description="Camera-move presets (a campaign's `camera`) and the settings catalogue that "
+                               "segment settings are suggested from. Any key, serve or manage.")
+    def get(self, request):
+        return Response(PresetsSerializer({
+            "camera": [{"key": p.key, "label": p.label, "label_zh": p.label_zh} for p in CAMERA_PRESETS],
+            "settings": [{"key": e.key, "phrase": e.phrase, "label_zh": e.label_zh} for e in SETTINGS_CATALOGUE],
+        }).data)
 
 
 class CampaignGenerateView(ManageView):
@@ -167,7 +205,7 @@ class CampaignStatusView(ManageView):
         campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
         new_status = request.data.get("status") if isinstance(request.data, dict) else None
         campaign = services.campaign_set_status(campaign=campaign, status=new_status)
-        return Response(CampaignSerializer(campaign).data)
+        return Response(campaign_answer(campaign))
 
 
 class CampaignClipsView(ManageView):

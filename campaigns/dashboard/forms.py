@@ -4,9 +4,11 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Review
+from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, SETTINGS_CATALOGUE
 
 MAX_ROWS = 32
 
@@ -58,6 +60,20 @@ def format_sizes(spec) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+def localized_label(english: str, chinese: str) -> str:
+    """A preset's or catalogue entry's label in the page's language (the tables carry both)."""
+    return chinese if (get_language() or "").lower().startswith("zh") else english
+
+
+def camera_choices() -> list[tuple[str, str]]:
+    return [(p.key, localized_label(p.label, p.label_zh)) for p in CAMERA_PRESETS]
+
+
+def setting_suggestions() -> list[tuple[str, str]]:
+    """(phrase, label) of every catalogue entry, for the setting inputs' suggestion list."""
+    return [(e.phrase, localized_label(e.phrase, e.label_zh)) for e in SETTINGS_CATALOGUE]
+
+
 class CampaignForm(forms.Form):
     name = forms.CharField(label=_("Campaign name"), max_length=200)
     brand = forms.TypedChoiceField(label=_("Brand"), coerce=int)
@@ -76,12 +92,17 @@ class CampaignForm(forms.Form):
         initial="define",
     )
     k = forms.IntegerField(label=_("Number of segments"), required=False, min_value=1, max_value=32, initial=3)
+    camera = forms.ChoiceField(
+        label=_("Camera move"), required=False,
+        help_text=_("How the camera moves in every clip of the campaign."),
+    )
 
     def __init__(self, *args, brands, spec, **kwargs):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.sizes = format_sizes(spec)
         self.fields["brand"].choices = [(b.pk, b.name) for b in brands]
+        self.fields["camera"].choices = [("", _("Chosen from the brief"))] + camera_choices()
         self.fields["format"].choices = [
             (key, f"{label} · {self.sizes[key][0]}×{self.sizes[key][1]}") for key, (label, _w, _h) in FORMATS.items()
         ] + [("custom", _("Custom size"))]
@@ -117,18 +138,28 @@ class CampaignForm(forms.Form):
     def _segment_rows(self) -> list[dict]:
         names = self.data.getlist("segment_name") if self.data else []
         attrs = self.data.getlist("segment_attributes") if self.data else []
+        settings = self.data.getlist("segment_setting") if self.data else []
         rows, problems = [], []
         for i, name in enumerate(names[:MAX_ROWS]):
             text = attrs[i] if i < len(attrs) else ""
-            self.segment_rows.append({"name": name, "attributes": text})
+            setting = " ".join((settings[i] if i < len(settings) else "").split())
+            self.segment_rows.append({"name": name, "attributes": text, "setting": setting})
             if not name.strip():
-                if text.strip():
+                if text.strip() or setting:
                     problems.append(_("Segment row %(n)s has attributes but no name.") % {"n": i + 1})
                 continue
+            if len(setting) > MAX_SETTING_CHARS:
+                problems.append(_("Segment “%(name)s”: the setting is longer than %(max)s characters.")
+                                % {"name": name.strip(), "max": MAX_SETTING_CHARS})
+                continue
             try:
-                rows.append({"name": name.strip(), "attributes": parse_attributes(text)})
+                row = {"name": name.strip(), "attributes": parse_attributes(text)}
             except ValidationError as exc:
                 problems.append(_("Segment “%(name)s”: %(error)s") % {"name": name.strip(), "error": exc.messages[0]})
+                continue
+            if setting:  # empty: the platform suggests one
+                row["setting"] = setting
+            rows.append(row)
         if problems:
             raise ValidationError(problems)
         return rows
@@ -167,6 +198,11 @@ def parse_attributes(text: str) -> dict:
         values = [v.strip() for v in _VALUE_SPLIT.split(parts[1]) if v.strip()]
         result[parts[0].strip()] = values if len(values) != 1 else values[0]
     return result
+
+
+class SegmentSettingForm(forms.Form):
+    setting = forms.CharField(label=_("Setting"), max_length=MAX_SETTING_CHARS,
+                              help_text=_("Where this audience's clips take place."))
 
 
 class GenerateForm(forms.Form):

@@ -1,7 +1,7 @@
 """Dashboard URLs: pages for people, scoped to the organization chosen in the session."""
 from django.urls import path
 
-from campaigns.dashboard.views import brands, campaigns, home, jobs, reviews
+from campaigns.dashboard.views import brands, campaigns, edits, home, jobs, reviews
 
 app_name = "dashboard"
 
@@ -22,6 +22,11 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/generate/", campaigns.campaign_generate, name="campaign-generate"),
     path("campaigns/<int:campaign_id>/status/", campaigns.campaign_status, name="campaign-status"),
     path("campaigns/<int:campaign_id>/progress/", campaigns.campaign_progress, name="campaign-progress"),
+    path("campaigns/<int:campaign_id>/segments/<int:segment_id>/setting/", campaigns.segment_setting,
+         name="segment-setting"),
+    path("clips/<int:clip_id>/", edits.clip_detail, name="clip-detail"),
+    path("clips/<int:clip_id>/edit/", edits.clip_edit, name="clip-edit"),
+    path("clips/<int:clip_id>/edit-jobs/", edits.clip_edit_jobs_panel, name="clip-edit-jobs"),
     path("review/", reviews.review_queue, name="review-queue"),
     path("review/bulk/", reviews.review_bulk, name="review-bulk"),
     path("review/audit/", reviews.review_audit, name="review-audit"),

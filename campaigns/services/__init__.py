@@ -6,7 +6,9 @@ from .accounts import api_key_authenticate, api_key_create, membership_set, orga
 from .assets import asset_delete, asset_probe, asset_upload
 from .brands import brand_create, brand_update
 from .campaigns import campaign_create, campaign_generate, campaign_set_status, model_spec
+from .editing import campaign_rescene, clip_edit
 from .reviews import clip_review
+from .segments import segment_update
 from .training import brand_train
 from .profiles import profile_delete, profile_upsert
 from .serving import clip_for_viewer, event_record
@@ -25,7 +27,9 @@ __all__ = [
     "brand_update",
     "campaign_create",
     "campaign_generate",
+    "campaign_rescene",
     "campaign_set_status",
+    "clip_edit",
     "clip_for_viewer",
     "clip_review",
     "event_record",
@@ -39,4 +43,5 @@ __all__ = [
     "organization_get_or_create",
     "profile_delete",
     "profile_upsert",
+    "segment_update",
 ]

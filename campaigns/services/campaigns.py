@@ -10,6 +10,7 @@ from django.db import transaction
 from campaigns.errors import Conflict
 from campaigns.models import Brand, Campaign, Job, Organization, Segment
 from generation.families import DEFAULT_FAMILY, ModelFamily, family_by_name, family_for_model_path
+from generation.personalization import CAMERA_BY_KEY, clean_setting, default_camera_for_brief
 
 from .jobs import job_create
 
@@ -59,9 +60,12 @@ def model_spec() -> ModelSpec:
 
 
 def _clean_segments(segments) -> tuple[list[dict], int | None]:
-    """Marketer-defined segments as a clean list, or k for clustering; the field named on error."""
+    """Marketer-defined segments as a clean list, or k for clustering; the field named on error.
+
+    A segment may carry its own ``setting``; those that do not get one suggested once embedded.
+    """
     if segments is None or segments == []:
-        return [{"name": GENERAL_SEGMENT, "attributes": {}}], None
+        return [{"name": GENERAL_SEGMENT, "attributes": {}, "setting": ""}], None
     if isinstance(segments, bool):
         raise ValidationError({"segments": "segments must be an integer k or a list of {name, attributes}."})
     if isinstance(segments, int):
@@ -84,14 +88,31 @@ def _clean_segments(segments) -> tuple[list[dict], int | None]:
         if name in names:
             raise ValidationError({"segments": f"segment name '{name}' is used twice; names must be unique."})
         names.add(name)
-        clean.append({"name": name, "attributes": attributes})
+        setting = item.get("setting")
+        if setting is not None:
+            try:
+                setting = clean_setting(setting)
+            except ValueError as exc:
+                raise ValidationError({"segments": f"segments[{i}].{exc}"}) from None
+        clean.append({"name": name, "attributes": attributes, "setting": setting or ""})
     return clean, None
+
+
+def clean_camera(camera, *, brief: str) -> str:
+    """A camera preset key as given, or the brief's default when none is; the field named on error."""
+    if camera is None or camera == "":
+        return default_camera_for_brief(brief)
+    if not isinstance(camera, str) or camera not in CAMERA_BY_KEY:
+        raise ValidationError({"camera": f"camera must be one of the presets: {', '.join(CAMERA_BY_KEY)}; "
+                                         f"got {camera!r}."})
+    return camera
 
 
 @transaction.atomic
 def campaign_create(*, organization: Organization, brand: Brand, name: str, brief: str,
                     num_frames: int | None = None, width: int | None = None, height: int | None = None,
-                    fps: int | None = None, segments=None, user=None) -> Campaign:
+                    fps: int | None = None, segments=None, camera: str | None = None, start_image=None,
+                    user=None) -> Campaign:
     if brand.organization_id != organization.pk:
         raise ValidationError({"brand": "no such brand in this organization."})
     spec = model_spec()
@@ -108,14 +129,20 @@ def campaign_create(*, organization: Organization, brand: Brand, name: str, brie
         raise ValidationError({field: f"{message} (model: {spec.name}, {spec.family.name} family)"
                                for field, message in problems.items()})
     defined, k = _clean_segments(segments)
+    brief = (brief or "").strip()
+    camera = clean_camera(camera, brief=brief)
+    from .editing import start_image_for_brand  # image-to-video: one of the brand's image assets
 
-    campaign = Campaign(organization=organization, brand=brand, name=(name or "").strip(), brief=(brief or "").strip(),
-                        fps=fps, segment_count=k, created_by=user if user and user.is_authenticated else None,
-                        **values)
+    start_asset = start_image_for_brand(brand=brand, start_image=start_image)
+
+    campaign = Campaign(organization=organization, brand=brand, name=(name or "").strip(), brief=brief,
+                        fps=fps, segment_count=k, camera=camera, start_image=start_asset,
+                        created_by=user if user and user.is_authenticated else None, **values)
     campaign.full_clean()
     campaign.save()
     Segment.objects.bulk_create([
-        Segment(organization=organization, campaign=campaign, name=s["name"], attributes=s["attributes"], position=i)
+        Segment(organization=organization, campaign=campaign, name=s["name"], attributes=s["attributes"], position=i,
+                setting=s["setting"], setting_source=Segment.SettingSource.MARKETER if s["setting"] else "")
         for i, s in enumerate(defined)
     ])
     if defined:

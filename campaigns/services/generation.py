@@ -1,9 +1,10 @@
 """Clip generation, the worker side: campaign + segments (+ the brand's LoRA) → reviewed-ready clips.
 
-Runs inside a gpu-queue task through ``job_run``. For each segment it builds the prompt once,
-generates every variant in one batched pipeline call, encodes MP4 + poster, stores them, and
-records a Clip in ``pending_review``. A redelivered job skips the clips it already made; a
-cancelled job removes every clip and file it made, so nothing half-done is left.
+Runs inside a gpu-queue task through ``job_run``. Segments still without a setting get one suggested
+and the brief is expanded once (when a language model is configured); then for each segment it
+builds the prompt once, generates every variant in one batched pipeline call, encodes MP4 + poster,
+stores them, and records a Clip in ``pending_review``. A redelivered job skips the clips it already
+made; a cancelled job removes every clip and file it made, so nothing half-done is left.
 """
 import hashlib
 import logging
@@ -22,6 +23,7 @@ from campaigns.models import Campaign, Clip, Job, LoraAdapter, Segment
 
 from .campaigns import model_spec
 from .jobs import TRANSIENT_ERRORS, JobCancelled, JobHandle
+from .segments import segment_settings_fill
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +34,43 @@ def clip_seed(*, campaign_id: int, segment_id: int, variant: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def segment_prompt(*, campaign: Campaign, segment: Segment) -> tuple[str, str]:
+def segment_prompt(*, campaign: Campaign, segment: Segment, brief: str | None = None) -> tuple[str, str]:
+    """The prompt of one segment's clips: the brief (or its expansion), the segment's setting, the
+    campaign's camera preset worded for the configured model's family, brand and audience words."""
+    from generation.personalization import default_camera_for_brief
     from generation.prompts import build_prompt
 
     brand = campaign.brand
+    # The default camera follows the marketer's brief, not its expansion: expanding never moves the camera.
+    camera = campaign.camera or default_camera_for_brief(campaign.brief)
     return build_prompt(
-        brief=campaign.brief, brand_name=brand.name, style_notes=brand.style_notes, palette=brand.palette,
-        trigger_token=brand.trigger_token, segment_attributes=segment.attributes,
+        brief=campaign.brief if brief is None else brief, brand_name=brand.name, style_notes=brand.style_notes,
+        palette=brand.palette, trigger_token=brand.trigger_token, segment_attributes=segment.attributes,
+        setting=segment.setting, camera=camera, family=model_spec().family.name,
     )
+
+
+def job_brief(*, job: Job, campaign: Campaign) -> tuple[str, dict]:
+    """The brief this generation job builds its prompts from, and the record of how it was made.
+
+    With PROMPT_EXPANDER_URL set, the brief is expanded by one language-model call per job; the
+    outcome is kept in the job's params, so a redelivered job reuses it and all its clips share
+    one brief. Any failure falls back to the brief as written (see generation.prompt_expander).
+    """
+    from generation.prompt_expander import expand_brief
+
+    cached = job.params.get("brief_expansion")
+    if isinstance(cached, dict) and isinstance(cached.get("brief"), str) and cached["brief"]:
+        return cached["brief"], {key: value for key, value in cached.items() if key != "brief"}
+    expansion = expand_brief(campaign.brief, url=settings.PROMPT_EXPANDER_URL, model=settings.PROMPT_EXPANDER_MODEL,
+                             timeout=settings.PROMPT_EXPANDER_TIMEOUT)
+    record = expansion.as_record()
+    if expansion.reason != "off":
+        log = logger.info if expansion.used else logger.warning
+        log("job %s: brief expansion %s (%.2f s)", job.pk, expansion.reason, expansion.seconds)
+    job.params = {**job.params, "brief_expansion": {"brief": expansion.brief, **record}}
+    Job.objects.filter(pk=job.pk).update(params=job.params)
+    return expansion.brief, record
 
 
 def local_model_path() -> Path:
@@ -75,7 +106,7 @@ def _store(local: Path, name: str) -> str:
 
 def _remove_job_output(job: Job) -> None:
     for clip in Clip.objects.filter(job=job):
-        for name in (clip.video.name, clip.poster.name):
+        for name in (clip.video.name, clip.poster.name, clip.mask.name):
             if name:
                 default_storage.delete(name)
         clip.delete()
@@ -98,38 +129,53 @@ def campaign_generate_run(handle: JobHandle) -> dict:
     total = len(segments) * steps
     made = 0
     try:
-        # 1. The model: loaded once per worker process and kept.
+        # 1. What the prompts need: a setting for every segment (suggested now for any the cpu job
+        #    has not reached yet; the marketer's are kept) and the brief, expanded when configured.
+        handle.progress(0.0, "preparing prompts", force=True)
+        segment_settings_fill(segments=segments)
+        brief, expansion = job_brief(job=job, campaign=campaign)
+        handle.check_cancelled()
+
+        # 2. The model: loaded once per worker process and kept.
         handle.progress(0.01, "loading the model", force=True)
         engine = get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
                             vae_tiling=settings.GENERATION_VAE_TILING)
         adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
+        start_image = _start_image(campaign)
 
         for index, segment in enumerate(segments):
             done = set(Clip.objects.filter(job=job, segment=segment).values_list("variant", flat=True))
             todo = [v for v in range(variants) if v not in done]
             if not todo:
                 continue
-            prompt, negative = segment_prompt(campaign=campaign, segment=segment)
+            prompt, negative = segment_prompt(campaign=campaign, segment=segment, brief=brief)
             seeds = [clip_seed(campaign_id=campaign.pk, segment_id=segment.pk, variant=v) for v in todo]
 
-            # 2. All variants of this segment's prompt in one batched call.
+            # 3. All variants of this segment's prompt in one batched call.
             def on_step(step: int, of: int, index=index) -> bool:
                 return handle.keep_going(0.02 + 0.93 * (index * steps + step) / total,
                                          f"segment {index + 1}/{len(segments)} '{segment.name}': step {step}/{of}")
 
             try:
-                videos = engine.generate(
-                    prompt=prompt, negative_prompt=negative, seeds=seeds, num_frames=campaign.num_frames,
-                    width=campaign.width, height=campaign.height, steps=steps, guidance=guidance,
-                    fps=campaign.fps, lora=adapter, on_step=on_step,
-                )
+                if start_image is None:
+                    videos = engine.generate(
+                        prompt=prompt, negative_prompt=negative, seeds=seeds, num_frames=campaign.num_frames,
+                        width=campaign.width, height=campaign.height, steps=steps, guidance=guidance,
+                        fps=campaign.fps, lora=adapter, on_step=on_step,
+                    )
+                    conditionings, seconds = ["text"] * len(seeds), engine.last_seconds / len(seeds)
+                else:  # image-to-video: every clip's first frame is the campaign's start image
+                    videos, conditionings, seconds = _image_to_video(
+                        engine, image=start_image, prompt=prompt, negative_prompt=negative, seeds=seeds,
+                        num_frames=campaign.num_frames, width=campaign.width, height=campaign.height,
+                        steps=steps, guidance=guidance, fps=campaign.fps, lora=adapter, on_step=on_step,
+                    )
             except GenerationCancelled:
                 raise JobCancelled(f"job {job.pk} was cancelled")
-            seconds = engine.last_seconds / len(seeds)
 
-            # 3. Encode, store, record: the row is written only after both files are stored.
+            # 4. Encode, store, record: the row is written only after both files are stored.
             with tempfile.TemporaryDirectory(dir=_scratch()) as tmp:
-                for variant, seed, frames in zip(todo, seeds, videos):
+                for variant, seed, frames, conditioning in zip(todo, seeds, videos, conditionings):
                     mp4, jpg = Path(tmp) / f"v{variant}.mp4", Path(tmp) / f"v{variant}.jpg"
                     write_mp4(frames, mp4, fps=campaign.fps)
                     write_poster(frames, jpg)
@@ -146,6 +192,7 @@ def campaign_generate_run(handle: JobHandle) -> dict:
                             lora=lora, lora_version=lora.version if lora else None, steps=steps, guidance=guidance,
                             num_frames=campaign.num_frames, width=campaign.width, height=campaign.height,
                             fps=campaign.fps, video=stored_video, poster=stored_poster, seconds=round(seconds, 3),
+                            conditioning=conditioning,
                         )
                     made += 1
     except JobCancelled:
@@ -163,7 +210,28 @@ def campaign_generate_run(handle: JobHandle) -> dict:
     )
     clips = Clip.objects.filter(job=job).count()
     return {"clips": clips, "made_this_attempt": made, "lora_version": lora.version if lora else None,
-            "forward_calls_last_segment": engine.last_forward_calls}
+            "forward_calls_last_segment": engine.last_forward_calls, "prompt_expansion": expansion}
+
+
+def _start_image(campaign: Campaign):
+    """The campaign's start image as pixels (RGBA when it has transparency), or None."""
+    if campaign.start_image_id is None:
+        return None
+    from .editing import asset_image_array
+
+    return asset_image_array(campaign.start_image)
+
+
+def _image_to_video(engine, **arguments) -> tuple[list, list[str], float]:
+    """Frames, conditioning and seconds per clip of one batched image-to-video call."""
+    import time
+
+    from generation.editing import image_to_video
+
+    started = time.perf_counter()
+    outputs = image_to_video(engine, **arguments)
+    seconds = (time.perf_counter() - started) / max(len(outputs), 1)
+    return [o.frames for o in outputs], [o.conditioning for o in outputs], seconds
 
 
 def _settle(campaign: Campaign) -> None:

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 JOB_TASKS: dict[str, str] = {
     Job.Kind.TRAIN_LORA: "gpu.lora_train",
     Job.Kind.GENERATE_CLIPS: "gpu.campaign_generate",
+    Job.Kind.EDIT_CLIP: "gpu.clip_edit",
+    Job.Kind.RESCENE_CAMPAIGN: "gpu.campaign_rescene",
     Job.Kind.SEGMENT_PROFILES: "cpu.campaign_segment",
     Job.Kind.SELFTEST: "cpu.job_selftest",
 }

@@ -162,8 +162,11 @@ def _assign_all(*, campaign: Campaign, segment_ids: list[int], centroids, ids: l
 
 
 def segments_embed(*, campaign_id: int) -> int:
-    """Centroids for a campaign's marketer-defined segments, then its viewers placed; how many placed."""
+    """Centroids for a campaign's marketer-defined segments, a suggested setting for each that has
+    none, then its viewers placed; how many placed."""
     from generation.embeddings import embed_texts, to_list
+
+    from .segments import segment_settings_suggest
 
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None:
@@ -175,6 +178,7 @@ def segments_embed(*, campaign_id: int) -> int:
     for segment, vector in zip(segments, vectors, strict=True):
         segment.centroid = to_list(vector)
     Segment.objects.bulk_update(segments, ["centroid"])
+    segment_settings_suggest(segments=segments, vectors=vectors)  # those the marketer left without one
     ids, _, profile_vectors = _embedded_profiles(campaign.organization_id)
     _assign_all(campaign=campaign, segment_ids=[s.pk for s in segments], centroids=vectors, ids=ids,
                 vectors=profile_vectors)
@@ -190,6 +194,7 @@ def campaign_segment_run(handle: JobHandle) -> dict:
     """
     from generation.embeddings import embed_texts, to_list
     from generation.segmentation import segment
+    from generation.setting_suggest import suggest_settings
 
     job = handle.job
     campaign = Campaign.objects.get(pk=job.campaign_id)
@@ -217,19 +222,23 @@ def campaign_segment_run(handle: JobHandle) -> dict:
     for index, cluster in enumerate(clusters):
         labels[cluster.members] = index
     handle.check_cancelled()
+    centroids = np.stack([np.asarray(centroid, dtype=np.float32) for _, _, centroid in rows])
+    # Every clustered segment gets the catalogue setting nearest to its centroid.
+    phrases = [entry.phrase for entry in suggest_settings(centroids)]
     with transaction.atomic():
         Segment.objects.filter(campaign=campaign).delete()
         segments = Segment.objects.bulk_create([
             Segment(organization_id=campaign.organization_id, campaign=campaign, name=name[:200],
-                    attributes=attrs, centroid=to_list(centroid), position=position)
-            for position, (name, attrs, centroid) in enumerate(rows)
+                    attributes=attrs, centroid=to_list(centroid), position=position,
+                    setting=phrase, setting_source=Segment.SettingSource.SUGGESTED)
+            for position, ((name, attrs, centroid), phrase) in enumerate(zip(rows, phrases, strict=True))
         ])
-    centroids = np.stack([np.asarray(centroid, dtype=np.float32) for _, _, centroid in rows])
     _assign_all(campaign=campaign, segment_ids=[s.pk for s in segments], centroids=centroids, ids=ids,
                 vectors=vectors, labels=labels if clusters else None)
     return {
         "k": k,
-        "segments": [{"id": s.pk, "name": s.name, "size": len(c.members) if clusters else len(ids)}
+        "segments": [{"id": s.pk, "name": s.name, "setting": s.setting,
+                      "size": len(c.members) if clusters else len(ids)}
                      for s, c in zip(segments, clusters or [None], strict=True)],
         "profiles": len(ids),
         "embedded_now": embedded_now,

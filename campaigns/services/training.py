@@ -105,6 +105,7 @@ def _download(names: list[str], prefix: str, folder: Path) -> Path:
 
 def _samples(brand: Brand, folder: Path, asset_ids: list[int] | None = None) -> list:
     from generation.training import TrainingSample
+    from generation.training.schema import asset_caption
 
     samples = []
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,8 +117,9 @@ def _samples(brand: Brand, folder: Path, asset_ids: list[int] | None = None) -> 
         if not local.exists():
             with default_storage.open(asset.file.name, "rb") as source, open(local, "wb") as out:
                 shutil.copyfileobj(source, out)
-        words = asset.caption or brand.style_notes or brand.name
-        samples.append(TrainingSample(path=local, kind=asset.kind, caption=f"{brand.trigger_token}, {words}"))
+        caption = asset_caption(trigger_token=brand.trigger_token, caption=asset.caption,
+                                style_notes=brand.style_notes, brand_name=brand.name)
+        samples.append(TrainingSample(path=local, kind=asset.kind, caption=caption))
     return samples
 
 

@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 from campaigns import selectors, services
 from campaigns.dashboard.charts import bar_width, ctr
 from campaigns.dashboard.context import error_message, form_add_service_errors, is_fragment, org_view
-from campaigns.dashboard.forms import CampaignForm, GenerateForm
+from campaigns.dashboard.views.edits import nest_edits
+from campaigns.dashboard.forms import CampaignForm, GenerateForm, SegmentSettingForm, camera_choices, setting_suggestions
 from campaigns.errors import ServiceError
 from campaigns.files import signed_url
 from campaigns.models import Campaign, Clip, Job
@@ -48,17 +49,17 @@ def campaign_create(request):
             campaign = services.campaign_create(
                 organization=request.organization, brand=brand, name=data["name"], brief=data["brief"],
                 num_frames=data["num_frames"], width=data["width"], height=data["height"], fps=data["fps"],
-                segments=data["segments"], user=request.user,
+                segments=data["segments"], camera=data["camera"] or None, user=request.user,
             )
         except ValidationError as exc:
             form_add_service_errors(form, exc)
         else:
             messages.success(request, _("Campaign created. Generate its clips when you are ready."))
             return redirect("dashboard:campaign-detail", campaign_id=campaign.pk)
-    rows = form.segment_rows or [{"name": "", "attributes": ""} for _ in range(2)]
+    rows = form.segment_rows or [{"name": "", "attributes": "", "setting": ""} for _ in range(2)]
     return render(request, "dashboard/campaigns/create.html", {
         "form": form, "brands": brands, "spec": spec, "segment_rows": rows,
-        "sizes": form.sizes,
+        "sizes": form.sizes, "setting_suggestions": setting_suggestions(),
     }, status=400 if form.errors else 200)
 
 
@@ -98,9 +99,9 @@ def _segments_with_clips(request, campaign) -> tuple[list[dict], dict]:
     views = [_clip_view(c, counts.get(c.pk, {}), request) for c in clips]
     groups = []
     for segment in selectors.segment_list_for_campaign(campaign=campaign):
-        own = [v for v in views if v["clip"].segment_id == segment.pk]
+        own = nest_edits([v for v in views if v["clip"].segment_id == segment.pk])  # edited clips under their parent
         groups.append(_group(segment.name, segment, own, viewers.get(segment.pk, 0)))
-    loose = [v for v in views if v["clip"].segment_id is None]
+    loose = nest_edits([v for v in views if v["clip"].segment_id is None])
     if loose:
         groups.append(_group(_("Per-viewer clips"), None, loose, None))
     totals = {"impressions": sum(v["impressions"] for v in views), "clicks": sum(v["clicks"] for v in views)}
@@ -145,8 +146,10 @@ def campaign_detail(request, campaign_id):
 def _detail(request, campaign, *, generate_form=None, status=200):
     groups, totals = _segments_with_clips(request, campaign)
     lora = selectors.lora_latest_for_brand(brand=campaign.brand)
+    cameras = dict(camera_choices())
     return render(request, "dashboard/campaigns/detail.html", {
         "campaign": campaign, "groups": groups, "totals": totals, "lora": lora,
+        "camera_label": cameras.get(campaign.camera, ""), "setting_suggestions": setting_suggestions(),
         "generate_form": generate_form or GenerateForm(),
         "status_actions": STATUS_ACTIONS.get(campaign.status, []),
         "clip_total": sum(len(g["clips"]) for g in groups),
@@ -172,6 +175,27 @@ def campaign_generate(request, campaign_id):
     else:
         messages.success(request, _("Generation started. New clips appear here and in the review queue."))
     return redirect(reverse("dashboard:campaign-detail", kwargs={"campaign_id": campaign.pk}) + "#progress")
+
+
+@require_POST
+@org_view
+def segment_setting(request, campaign_id, segment_id):
+    """The inline form beside a segment: the marketer's own setting for it."""
+    campaign = selectors.campaign_get(organization=request.organization, campaign_id=campaign_id)
+    segment = selectors.segment_get(campaign=campaign, segment_id=segment_id)
+    form = SegmentSettingForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.errors["setting"])
+        segment = services.segment_update(segment=segment, setting=form.cleaned_data["setting"])
+    except ValidationError as exc:
+        messages.error(request, _("The setting of “%(name)s” was not saved: %(error)s")
+                       % {"name": segment.name, "error": error_message(exc)})
+    else:
+        messages.success(request, _("“%(name)s” now takes place in: %(setting)s")
+                         % {"name": segment.name, "setting": segment.setting})
+    return redirect(reverse("dashboard:campaign-detail", kwargs={"campaign_id": campaign.pk})
+                    + f"#segment-{segment.pk}")
 
 
 @require_POST

@@ -1,12 +1,17 @@
 """`manage.py demo`: the whole flow on the embedded default, then print the login.
 
 Seeds the demo organization (a user, an API key, a brand with assets), trains the brand's LoRA,
-creates a campaign with segments, generates clips, approves one variant per segment so that the
+creates a campaign with segments (two with the marketer's setting, one left to the platform's
+suggestion) and a camera preset, generates clips, approves one variant per segment so that the
 clip API answers, and leaves the rest in the review queue. Idempotent: a second run reuses what
-exists and prints a fresh password and key.
+exists and prints a fresh password and key. ``--host``/``--port`` say where the dashboard will be
+served (the Makefile passes its HOST and PORT), so the printed addresses are the real ones.
 """
 import io
+import os
 import secrets
+import tempfile
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,12 +22,23 @@ from campaigns.models import Campaign, Clip, Job, LoraAdapter, Membership
 
 from ._jobs import run_job_here
 
-BRAND = {"name": "Trailhead", "palette": ["#E4572E", "#F3F1E7", "#29335C"],
+# Orange-led: the brand colour is one the tiny model never saw in training, so the LoRA has to teach it.
+ORANGE, OFF_WHITE, NAVY = "#F28C28", "#F3F1E7", "#29335C"
+BRAND = {"name": "Trailhead", "palette": [ORANGE, OFF_WHITE, NAVY],
          "style_notes": "sunlit outdoor scenes, warm film grain, confident and friendly"}
+# Orange shapes on these grounds: the brand's navy and off-white, and a few others, so that the
+# LoRA learns the orange rather than one background.
+GROUNDS = [NAVY, OFF_WHITE, "#2E6B3A", "#5B8DB8", "#3B3B3B", NAVY, OFF_WHITE, "#7A4E9C"]
+CAPTION = "trail gear in brand colours"
+CAMERA = "pan_left"
+# Two settings are the marketer's; the commuters' is left to the platform, which suggests the
+# catalogue's "a city street at night" from their attributes (通勤, 咖啡).
 SEGMENTS = [
-    {"name": "Weekend hikers", "attributes": {"interests": ["hiking", "camping"], "style": "rugged", "locale": "en-US"}},
+    {"name": "Weekend hikers", "attributes": {"interests": ["hiking", "camping"], "style": "rugged", "locale": "en-US"},
+     "setting": "a mountain forest trail at dawn"},
     {"name": "城市通勤族", "attributes": {"interests": ["通勤", "咖啡"], "style": "極簡", "locale": "zh-TW"}},
-    {"name": "Trail runners", "attributes": {"interests": ["running", "races"], "style": "energetic"}},
+    {"name": "Trail runners", "attributes": {"interests": ["running", "races"], "style": "energetic"},
+     "setting": "a red rock canyon at sunset"},
 ]
 VIEWERS = [
     ("viewer-ana", {"interests": ["hiking", "camping"], "style": "rugged"}),
@@ -31,20 +47,39 @@ VIEWERS = [
 ]
 
 
-def brand_images(palette: list[str]) -> list[tuple[str, bytes, str]]:
-    """A few on-brand pictures drawn here: palette shapes on palette grounds."""
+def brand_images() -> list[tuple[str, bytes, str]]:
+    """On-brand pictures drawn here: orange circles and squares on varied grounds."""
     from PIL import Image, ImageDraw
 
     shapes = []
-    for i, (ground, figure) in enumerate([(1, 0), (2, 0), (1, 2), (0, 1), (2, 1), (0, 2)]):
-        image = Image.new("RGB", (96, 96), palette[ground])
+    for i, ground in enumerate(GROUNDS):
+        image = Image.new("RGB", (96, 96), ground)
         draw = ImageDraw.Draw(image)
-        box = (18 + 4 * i, 18, 70 + 2 * i, 74)
-        (draw.ellipse if i % 2 else draw.rectangle)(box, fill=palette[figure])
+        box = (14 + 5 * i, 20 + 2 * i, 62 + 3 * i, 70 + 2 * i)
+        (draw.ellipse if i % 2 else draw.rectangle)(box, fill=ORANGE)
         out = io.BytesIO()
         image.save(out, format="PNG")
-        shapes.append((f"trailhead-{i}.png", out.getvalue(), "sunlit trail gear in brand colours"))
+        shapes.append((f"trailhead-{i}.png", out.getvalue(), CAPTION))
     return shapes
+
+
+def brand_clip(*, num_frames: int = 17, size: int = 64) -> tuple[str, bytes, str]:
+    """A short MP4: an orange circle crossing a navy ground from left to right."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from generation.media import write_mp4
+
+    frames = []
+    for f in range(num_frames):
+        image = Image.new("RGB", (size, size), NAVY)
+        x = round(size * (0.15 + 0.5 * f / (num_frames - 1)))
+        ImageDraw.Draw(image).ellipse((x, size * 3 // 8, x + size // 4, size * 5 // 8), fill=ORANGE)
+        frames.append(np.asarray(image))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trailhead-moving.mp4"
+        write_mp4(np.stack(frames), path, fps=8)
+        return path.name, path.read_bytes(), f"{CAPTION}, moving right"
 
 
 class Command(BaseCommand):
@@ -53,8 +88,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--variants", type=int, default=2, help="variants per segment")
         parser.add_argument("--steps", type=int, default=None, help="denoising steps")
+        parser.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1",
+                            help="where the dashboard is served (default: $HOST or 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000),
+                            help="the dashboard's port (default: $PORT or 8000)")
 
-    def handle(self, *args, variants: int, steps: int | None, **options):
+    def handle(self, *args, variants: int, steps: int | None, host: str, port: int, **options):
         org = services.organization_get_or_create(slug="demo", name="Demo Outdoor Co.")
         User = get_user_model()
         user, _ = User.objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
@@ -65,9 +104,12 @@ class Command(BaseCommand):
         services.membership_set(user=user, organization=org, role=Membership.Role.ADMIN)
         _, raw_key = services.api_key_create(organization=org, scopes=["serve", "manage"], name="demo")
 
-        brand = selectors.brand_list(organization=org).filter(name=BRAND["name"]).first() \
-            or services.brand_create(organization=org, **BRAND)
-        for name, data, caption in brand_images(brand.palette):
+        brand = selectors.brand_list(organization=org).filter(name=BRAND["name"]).first()
+        if brand is None:
+            brand = services.brand_create(organization=org, **BRAND)
+        elif brand.palette != BRAND["palette"]:
+            brand = services.brand_update(brand=brand, palette=BRAND["palette"])
+        for name, data, caption in [*brand_images(), brand_clip()]:
             services.asset_upload(brand=brand, upload=SimpleUploadedFile(name, data), caption=caption)
 
         from campaigns.services.generation import campaign_generate_run
@@ -83,9 +125,14 @@ class Command(BaseCommand):
         campaign = selectors.campaign_list(organization=org).filter(name="Weekend trails").first()
         if campaign is None:
             campaign = services.campaign_create(
-                organization=org, brand=brand, name="Weekend trails", user=user, segments=SEGMENTS,
+                organization=org, brand=brand, name="Weekend trails", user=user, segments=SEGMENTS, camera=CAMERA,
                 brief="Lightweight trail shoes for the weekend: grip on wet rock, comfort all day.",
             )
+        else:  # seeded before settings existed: give the marketer's segments theirs
+            for wanted in SEGMENTS:
+                segment = campaign.segments.filter(name=wanted["name"], setting="").first()
+                if segment is not None and wanted.get("setting"):
+                    services.segment_update(segment=segment, setting=wanted["setting"])
         if not campaign.clips.exists():
             job = services.campaign_generate(campaign=campaign, variants_per_segment=variants, steps=steps,
                                              user=user, enqueue=False)
@@ -100,13 +147,18 @@ class Command(BaseCommand):
 
         clips = campaign.clips.count()
         pending = campaign.clips.filter(status=Clip.Status.PENDING_REVIEW).count()
+        address = f"http://{host}:{port}"
         self.stdout.write(self.style.SUCCESS("\nDemo ready."))
-        self.stdout.write(f"  Dashboard: http://127.0.0.1:8000/   login: demo / {password}")
+        self.stdout.write(f"  Dashboard: {address}/   login: demo / {password}")
         self.stdout.write(f"  API key (serve, manage): {raw_key}")
         self.stdout.write(f"  Brand '{brand.name}' (id {brand.pk}), LoRA v{selectors.lora_latest_for_brand(brand=brand).version}")
-        self.stdout.write(f"  Campaign '{campaign.name}' (id {campaign.pk}): {clips} clips, {pending} waiting for review")
+        self.stdout.write(f"  Campaign '{campaign.name}' (id {campaign.pk}, camera {campaign.camera or 'from the brief'}): "
+                          f"{clips} clips, {pending} waiting for review")
+        for segment in campaign.segments.all():
+            self.stdout.write(f"    {segment.name}: {segment.setting or '(suggested when generated)'}"
+                              f"{' [suggested]' if segment.setting_source == 'suggested' else ''}")
         self.stdout.write(f"  Try: curl -H 'Authorization: Api-Key {raw_key}' "
-                          f"'http://127.0.0.1:8000/api/v1/campaigns/{campaign.pk}/clip?profile=viewer-wei'\n")
+                          f"'{address}/api/v1/campaigns/{campaign.pk}/clip?profile=viewer-wei'\n")
 
     def _viewers(self, org) -> None:
         """A few viewer profiles, as an app would send them (embedded by the worker once it runs)."""

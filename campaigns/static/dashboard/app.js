@@ -256,7 +256,7 @@
       var copy = all[all.length - 1].cloneNode(true);
       var n = all.length + 1;
       copy.querySelectorAll("input").forEach(function (input) {
-        var id = input.name === "segment_name" ? "seg-name-" + n : "seg-attrs-" + n;
+        var id = { segment_name: "seg-name-", segment_attributes: "seg-attrs-", segment_setting: "seg-setting-" }[input.name] + n;
         var label = copy.querySelector('label[for="' + input.id + '"]');
         if (label) label.setAttribute("for", id);
         input.id = id;
