@@ -26,6 +26,11 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-development-key-only-used-when-DJANGO_DEBUG-is-on"
 
+# Whether a proxy that sets X-Forwarded-For and X-Forwarded-Proto stands in front of the app. Only then
+# are those headers believed (client addresses for lockouts and rate limits, HTTPS detection); a
+# client talking to gunicorn directly could write them itself.
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -38,11 +43,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "campaigns",
     "generation",
 ]
 
 MIDDLEWARE = [
+    "campaigns.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "campaigns.api.errors.ApiExceptionMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "adplatform.urls"
@@ -94,6 +103,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (django-axes, failures kept in the database, so every process sees them): after
+# LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is locked out of
+# /accounts/login/ and /admin/login/ for LOGIN_LOCKOUT_MINUTES, the right password included.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "campaigns.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "campaigns.client_ip.client_ip"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -158,7 +181,21 @@ ASSET_MAX_BYTES = env.int("ASSET_MAX_BYTES", default=50 * 1024 * 1024)
 ASSET_MAX_PIXELS = env.int("ASSET_MAX_PIXELS", default=40_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Hostile input (campaigns/middleware.py, campaigns/bounded_json.py): a JSON or form body over
+# JSON_MAX_BYTES, or a multipart body over ASSET_MAX_BYTES + UPLOAD_OVERHEAD_BYTES, is refused (413)
+# from its Content-Length before it is read; JSON nested deeper than JSON_MAX_DEPTH is a 400.
+JSON_MAX_BYTES = env.int("JSON_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
+UPLOAD_OVERHEAD_BYTES = 1024 * 1024
 
+# The cache holds the rate-limit counters. Every production process must count in one place (Redis:
+# CACHE_URL=rediscache://host:6379/1), or each gunicorn worker and pod would allow the full rate on
+# its own; so production refuses to start without CACHE_URL. Development defaults to process memory.
+if not DEBUG and not env.str("CACHE_URL", default=""):
+    raise ImproperlyConfigured(
+        "CACHE_URL is not set. Production settings (DJANGO_DEBUG off) need a cache shared by every web "
+        "process for rate limits, e.g. CACHE_URL=rediscache://redis:6379/1."
+    )
 CACHES = {
     "default": env.cache("CACHE_URL", default="locmemcache://adplatform")
 }
@@ -206,6 +243,15 @@ MODEL_CACHE_DIR = env.path("MODEL_CACHE_DIR", default=VAR_DIR / "models")
 GENERATION_CPU_OFFLOAD = env.bool("GENERATION_CPU_OFFLOAD", default=False)
 GENERATION_VAE_TILING = env.bool("GENERATION_VAE_TILING", default=False)
 GENERATION_STEPS = env.int("GENERATION_STEPS", default=0)  # 0: the model family's default
+# The campaign plan (generation/plan.py; README "Cost per clip: the campaign plan"). Off: one
+# engine call per segment, every clip the full 2 x steps transformer evaluations.
+GENERATION_PLAN = env.bool("GENERATION_PLAN", default=True)
+GENERATION_MICRO_BATCH = env.int("GENERATION_MICRO_BATCH", default=0)  # clips per batch; 0: from free memory
+GENERATION_PREFIX_FRACTION = env.float("GENERATION_PREFIX_FRACTION", default=0.25)  # 0: no shared prefix
+GENERATION_PREFIX_PROMPT = env.str("GENERATION_PREFIX_PROMPT", default="first")  # first | common
+GENERATION_CACHE = env.str("GENERATION_CACHE", default="mag")  # none | first_block | mag | taylorseer
+GENERATION_CACHE_THRESHOLD = env.float("GENERATION_CACHE_THRESHOLD", default=0.0)  # 0: the cache's default
+GENERATION_GUIDANCE_FRACTION = env.float("GENERATION_GUIDANCE_FRACTION", default=1.0)  # share of steps with CFG
 WORK_DIR = env.path("WORK_DIR", default=VAR_DIR / "work")
 # LoRA training writes a resumable checkpoint to storage this often (steps).
 LORA_CHECKPOINT_EVERY = env.int("LORA_CHECKPOINT_EVERY", default=50)
@@ -223,13 +269,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "campaigns.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "campaigns.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["campaigns.api.throttles.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_RATE_LIMIT", default="6000/min")},
+    # api_key: per key; anon_ip: requests without a valid key, per client address (campaigns/client_ip.py).
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_RATE_LIMIT", default="6000/min"),
+                               "anon_ip": env.str("API_ANON_RATE_LIMIT", default="60/min")},
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -245,14 +293,19 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # External ids in any line are replaced by a keyed hash (campaigns/log_privacy.py; the request
+    # loggers get the same filter in CampaignsConfig.ready()).
+    "filters": {"external_ids": {"()": "campaigns.log_privacy.ExternalIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["external_ids"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
 if not DEBUG:
     # Production hardening; `manage.py check --deploy` is clean with these.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if BEHIND_PROXY:
+        # Only a proxy that sets this header itself may be believed; gunicorn exposed directly must not.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CACHE_URL", "locmemcache://adplatform-test")
 
 from .settings import *  # noqa: E402,F403
 from .settings import BASE_DIR  # noqa: E402

@@ -5,3 +5,8 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from campaigns.log_privacy import install_request_log_filter
+
+        install_request_log_filter()

@@ -56,6 +56,16 @@ def bucket_keys(s3_client) -> list[str]:
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every test starts with empty rate-limit counters: the whole suite comes from 127.0.0.1, and
+    the production limits stay what the tests run against."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def local_storage(settings, tmp_path):
     """Point this test's files at a local folder instead of S3."""

@@ -345,6 +345,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "x" * 10 + "a-long-random-production-secret-key-0123456789abcdefgh",
     "DJANGO_ALLOWED_HOSTS": "ads.example.com",
     "DATABASE_URL": "sqlite:////tmp/adplatform-deploy-check.sqlite3",
+    "CACHE_URL": "rediscache://127.0.0.1:6379/1",
 }
 
 

@@ -74,6 +74,13 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)) and "request" in context:
+        # No key or a bad one: counted per client address, 429 past API_ANON_RATE_LIMIT.
+        from campaigns.api.throttles import AnonymousIpRateThrottle
+
+        throttle = AnonymousIpRateThrottle()
+        if not throttle.allow_request(context["request"], context.get("view")):
+            exc = exceptions.Throttled(wait=throttle.wait())
 
     response = drf_exception_handler(exc, context)
     if response is None:

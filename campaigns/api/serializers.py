@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from campaigns.models import Brand, BrandAsset, Campaign, Clip, Job, LoraAdapter, Segment
 from campaigns.services.campaigns import MAX_SEGMENTS
+from campaigns.services.training import LIMITS as TRAINING_LIMITS
 from generation.personalization import CAMERA_BY_KEY, CAMERA_PRESETS, MAX_SETTING_CHARS, default_camera_for_brief
 
 CAMERA_CHOICES = [(preset.key, preset.label) for preset in CAMERA_PRESETS]
@@ -77,6 +78,12 @@ class CampaignInSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=1,
         help_text="image-to-video: the id of an image asset of this campaign's brand; every clip starts from it "
                   "(its first frame is the image fitted to the campaign's size)")
+
+
+class CampaignStatusInSerializer(serializers.Serializer):
+    # Only the states a marketer moves a campaign to; which moves are allowed is the service's call (409).
+    status = serializers.ChoiceField(choices=["live", "paused", "archived"], error_messages={
+        "invalid_choice": "status can be set to live, paused or archived; got \"{input}\"."})
 
 
 class SegmentSerializer(serializers.Serializer):
@@ -195,11 +202,23 @@ class AssetSerializer(serializers.ModelSerializer):
                   "num_frames", "created_at"]
 
 
+def _bounded(kind: str, name: str, help_text: str) -> serializers.JSONField:
+    """A number checked by the training service; the schema states its type and bounds (null: the default)."""
+    low, high = TRAINING_LIMITS[name]
+
+    @extend_schema_field({"type": kind, "minimum": low, "maximum": high, "nullable": True})
+    class Bounded(serializers.JSONField):
+        pass
+
+    return Bounded(required=False, default=None, help_text=f"{help_text}, {low:g} to {high:g}; "
+                                                         "absent or null: the model's default")
+
+
 class TrainInSerializer(serializers.Serializer):
     # Types and ranges are checked by the service, which names what is allowed.
-    steps = serializers.JSONField(required=False, default=None)
-    rank = serializers.JSONField(required=False, default=None)
-    learning_rate = serializers.JSONField(required=False, default=None)
+    steps = _bounded("integer", "steps", "training steps")
+    rank = _bounded("integer", "rank", "LoRA rank")
+    learning_rate = _bounded("number", "learning_rate", "learning rate")
 
 
 class LoraSerializer(serializers.ModelSerializer):

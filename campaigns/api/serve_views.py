@@ -29,7 +29,7 @@ from campaigns.api.serve_serializers import (
 from campaigns.api.views import errors
 from campaigns.models import ApiKey
 from campaigns.selectors_serving import profile_memberships
-from campaigns.services.profiles import EXTERNAL_ID_RULE, profile_clean_external_id
+from campaigns.services.profiles import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE, profile_clean_external_id
 
 
 class RememberingApiKeyAuthentication(ApiKeyAuthentication):
@@ -94,8 +94,10 @@ def _external_id(value: str) -> str:
         raise ValidationError(exc.message_dict) from None
 
 
-PROFILE_ID = OpenApiParameter("external_id", str, OpenApiParameter.PATH, description=f"the app's viewer id: "
-                              f"{EXTERNAL_ID_RULE}")
+# The schema states the rule the service enforces, so that a client (or a fuzzer) can know it.
+EXTERNAL_ID_SCHEMA = {"type": "string", "pattern": f"^{EXTERNAL_ID_PATTERN}$", "minLength": 1, "maxLength": 128}
+PROFILE_ID = OpenApiParameter("external_id", EXTERNAL_ID_SCHEMA, OpenApiParameter.PATH,
+                              description=f"the app's viewer id: {EXTERNAL_ID_RULE}")
 
 
 class ProfileView(ServeView):
@@ -129,8 +131,8 @@ class ProfileView(ServeView):
 
 class CampaignClipForViewerView(ServeView):
     @extend_schema(
-        parameters=[OpenApiParameter("profile", str, required=True, description=f"the viewer's external id: "
-                                                                                  f"{EXTERNAL_ID_RULE}")],
+        parameters=[OpenApiParameter("profile", EXTERNAL_ID_SCHEMA, required=True,
+                                     description=f"the viewer's external id: {EXTERNAL_ID_RULE}")],
         responses={200: ServedClipSerializer, **errors(400),
                    404: OpenApiResponse(ErrorSerializer, description="`not_found`: no such campaign in this "
                                         "organization; `no_clip`: nothing approved, or the campaign is paused "

@@ -8,6 +8,7 @@ a client can spend up to twice its rate across a window boundary.
 """
 from rest_framework.throttling import SimpleRateThrottle
 
+from campaigns.client_ip import client_ip
 from campaigns.models import ApiKey
 
 
@@ -37,6 +38,24 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self._window_end = (window + 1) * self.duration
         return count <= self.num_requests
 
+    def get_ident(self, request) -> str:
+        # DRF's own reads X-Forwarded-For whatever is in front: a client could pick its counter.
+        return client_ip(request) or "unknown"
+
     def wait(self) -> float:
         # At least a second: DRF leaves Retry-After out when the wait rounds to 0.
         return max(1.0, self._window_end - self.now)
+
+
+class AnonymousIpRateThrottle(ApiKeyRateThrottle):
+    """Requests without a valid key, counted per client address (API_ANON_RATE_LIMIT).
+
+    Authentication runs before DRF's throttles, so a request with no key or a bad one never reached
+    them: the exception handler (campaigns/api/errors.py) counts each such refusal here and answers
+    429 past the rate. A valid key is never refused for its address: it has its own limit.
+    """
+
+    scope = "anon_ip"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -1,8 +1,7 @@
 """API views: parse, call one service or selector, answer. Scoped to the key's organization."""
 from django.db.models import prefetch_related_objects
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers as drf_serializers
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -21,6 +20,7 @@ from campaigns.api.serializers import (
     BrandSerializer,
     CampaignInSerializer,
     CampaignSerializer,
+    CampaignStatusInSerializer,
     ClipSerializer,
     GenerateInSerializer,
     JobEnvelopeSerializer,
@@ -198,13 +198,13 @@ class CampaignGenerateView(ManageView):
 
 
 class CampaignStatusView(ManageView):
-    @extend_schema(request=inline_serializer("CampaignStatusIn", {"status": drf_serializers.ChoiceField(
-        choices=["live", "paused", "archived"])}), responses={200: CampaignSerializer, **errors(400, 404, 409)},
-        tags=["campaigns"])
+    @extend_schema(request=CampaignStatusInSerializer, responses={200: CampaignSerializer, **errors(400, 404, 409)},
+                   tags=["campaigns"])
     def post(self, request, campaign_id: int):
         campaign = selectors.campaign_get(organization=self.organization, campaign_id=campaign_id)
-        new_status = request.data.get("status") if isinstance(request.data, dict) else None
-        campaign = services.campaign_set_status(campaign=campaign, status=new_status)
+        data = CampaignStatusInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        campaign = services.campaign_set_status(campaign=campaign, status=data.validated_data["status"])
         return Response(campaign_answer(campaign))
 
 

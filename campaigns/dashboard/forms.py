@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.bounded_json import JsonTooDeep, json_loads
 from campaigns.models import Review
 from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, SETTINGS_CATALOGUE
 
@@ -181,7 +182,9 @@ def parse_attributes(text: str) -> dict:
         return {}
     if text.startswith("{"):
         try:
-            value = json.loads(text)
+            value = json_loads(text)
+        except JsonTooDeep as exc:
+            raise ValidationError(_("JSON attributes may nest at most %(limit)s levels deep.") % {"limit": exc.limit})
         except json.JSONDecodeError as exc:
             raise ValidationError(_("not valid JSON (%(error)s).") % {"error": exc.msg})
         if not isinstance(value, dict):
