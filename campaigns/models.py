@@ -314,6 +314,9 @@ class Clip(OrgOwned):
     # Which engine path made it: "text" (plain text-to-video), "latent_blend" (known pixels held
     # in the latents, then pasted back), or a native conditioned pipeline's class name.
     conditioning = models.CharField(max_length=64, default="text")
+    # What the campaign plan (generation/plan.py) did for this clip: shared prefix (its prompt, seed
+    # and steps), step cache and threshold, guidance steps, micro-batch. Empty: one plain call.
+    plan = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["segment_id", "variant", "id"]

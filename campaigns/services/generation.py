@@ -115,7 +115,6 @@ def _remove_job_output(job: Job) -> None:
 def campaign_generate_run(handle: JobHandle) -> dict:
     """The work of a GENERATE_CLIPS job."""
     from generation.engine import GenerationCancelled, get_engine
-    from generation.media import write_mp4, write_poster
 
     job = handle.job
     campaign = Campaign.objects.select_related("brand").get(pk=job.campaign_id)
@@ -128,6 +127,7 @@ def campaign_generate_run(handle: JobHandle) -> dict:
 
     total = len(segments) * steps
     made = 0
+    plan_record = None
     try:
         # 1. What the prompts need: a setting for every segment (suggested now for any the cpu job
         #    has not reached yet; the marketer's are kept) and the brief, expanded when configured.
@@ -142,6 +142,13 @@ def campaign_generate_run(handle: JobHandle) -> dict:
                             vae_tiling=settings.GENERATION_VAE_TILING)
         adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
         start_image = _start_image(campaign)
+
+        if settings.GENERATION_PLAN and start_image is None and engine.family.name == "wan":
+            # 3. The campaign plan: every missing clip of every segment in one plan (generation/plan.py).
+            made, plan_record = _generate_with_plan(
+                handle, engine=engine, campaign=campaign, segments=segments, variants=variants, brief=brief,
+                steps=steps, guidance=guidance, adapter=adapter, lora=lora, spec=spec)
+            segments = []  # nothing left for the per-segment loop below
 
         for index, segment in enumerate(segments):
             done = set(Clip.objects.filter(job=job, segment=segment).values_list("variant", flat=True))
@@ -173,27 +180,12 @@ def campaign_generate_run(handle: JobHandle) -> dict:
             except GenerationCancelled:
                 raise JobCancelled(f"job {job.pk} was cancelled")
 
-            # 4. Encode, store, record: the row is written only after both files are stored.
+            # 4. Encode, store, record.
             with tempfile.TemporaryDirectory(dir=_scratch()) as tmp:
                 for variant, seed, frames, conditioning in zip(todo, seeds, videos, conditionings):
-                    mp4, jpg = Path(tmp) / f"v{variant}.mp4", Path(tmp) / f"v{variant}.jpg"
-                    write_mp4(frames, mp4, fps=campaign.fps)
-                    write_poster(frames, jpg)
-                    video_name, poster_name = _file_names(job, segment, variant)
-                    stored_video, stored_poster = _store(mp4, video_name), _store(jpg, poster_name)
-                    with transaction.atomic():
-                        if not Job.objects.select_for_update().filter(pk=job.pk, status=Job.Status.RUNNING).exists():
-                            for name in (stored_video, stored_poster):
-                                default_storage.delete(name)
-                            raise JobCancelled(f"job {job.pk} was cancelled")
-                        Clip.objects.create(
-                            organization_id=job.organization_id, campaign=campaign, segment=segment, job=job,
-                            variant=variant, prompt=prompt, negative_prompt=negative, seed=seed, model=spec.name,
-                            lora=lora, lora_version=lora.version if lora else None, steps=steps, guidance=guidance,
-                            num_frames=campaign.num_frames, width=campaign.width, height=campaign.height,
-                            fps=campaign.fps, video=stored_video, poster=stored_poster, seconds=round(seconds, 3),
-                            conditioning=conditioning,
-                        )
+                    _store_clip(job=job, campaign=campaign, segment=segment, variant=variant, frames=frames,
+                                tmp=Path(tmp), prompt=prompt, negative=negative, seed=seed, steps=steps,
+                                guidance=guidance, lora=lora, spec=spec, seconds=seconds, conditioning=conditioning)
                     made += 1
     except JobCancelled:
         _remove_job_output(job)
@@ -209,8 +201,115 @@ def campaign_generate_run(handle: JobHandle) -> dict:
         status=Campaign.Status.IN_REVIEW, updated_at=timezone.now()
     )
     clips = Clip.objects.filter(job=job).count()
-    return {"clips": clips, "made_this_attempt": made, "lora_version": lora.version if lora else None,
-            "forward_calls_last_segment": engine.last_forward_calls, "prompt_expansion": expansion}
+    result = {"clips": clips, "made_this_attempt": made, "lora_version": lora.version if lora else None,
+              "forward_calls_last_segment": engine.last_forward_calls, "prompt_expansion": expansion}
+    if plan_record is not None:
+        result["plan"] = plan_record
+    return result
+
+
+def plan_options():
+    """The campaign plan's options from settings (README "Cost per clip: the campaign plan")."""
+    from generation.plan import PlanOptions
+
+    options = PlanOptions(micro_batch=settings.GENERATION_MICRO_BATCH,
+                          prefix_fraction=settings.GENERATION_PREFIX_FRACTION, cache=settings.GENERATION_CACHE,
+                          cache_threshold=settings.GENERATION_CACHE_THRESHOLD,
+                          guidance_fraction=settings.GENERATION_GUIDANCE_FRACTION)
+    options.check()
+    if settings.GENERATION_PREFIX_PROMPT not in ("first", "common"):
+        raise ValueError(f"GENERATION_PREFIX_PROMPT must be first or common; got {settings.GENERATION_PREFIX_PROMPT!r}.")
+    return options
+
+
+def plan_seed(*, campaign_id: int, segment_id: int, variant: int, shared: bool) -> int:
+    """A clip's seed under the plan: with a shared prefix every segment's variant v starts from the
+    same noise (the prefix is denoised once per seed), so the seed belongs to the variant alone."""
+    return clip_seed(campaign_id=campaign_id, segment_id=0 if shared else segment_id, variant=variant)
+
+
+def _generate_with_plan(handle: JobHandle, *, engine, campaign: Campaign, segments: list[Segment], variants: int,
+                        brief: str, steps: int, guidance: float, adapter, lora, spec) -> tuple[int, dict]:
+    """Every missing (segment, variant) clip of the job through one campaign plan, stored as each is
+    decoded; returns (clips made, what the plan saved). Slots already stored are skipped."""
+    from generation.engine import GenerationCancelled
+    from generation.plan import PlanItem, mag_ratios_for, run_plan
+
+    job = handle.job
+    options = plan_options()
+    shared = options.prefix_steps(steps) > 0
+    done = set(Clip.objects.filter(job=job).values_list("segment_id", "variant"))
+    slots, items = [], []
+    for segment in segments:
+        prompt, negative = segment_prompt(campaign=campaign, segment=segment, brief=brief)
+        for variant in range(variants):
+            if (segment.pk, variant) in done:
+                continue
+            seed = plan_seed(campaign_id=campaign.pk, segment_id=segment.pk, variant=variant, shared=shared)
+            slots.append((segment, variant))
+            items.append(PlanItem(prompt=prompt, negative_prompt=negative, seed=seed))
+    if not items:
+        return 0, {}
+    prefix_prompts = None
+    if shared and settings.GENERATION_PREFIX_PROMPT == "common":
+        # The campaign's common words: the prompt of a segment without its own clauses and setting.
+        common, _ = segment_prompt(campaign=campaign, segment=Segment(name="", attributes={}, setting=""), brief=brief)
+        prefix_prompts = {item.seed: common for item in items}
+    request = {"num_frames": campaign.num_frames, "width": campaign.width, "height": campaign.height,
+               "steps": steps, "guidance": guidance}
+    ratios = None
+    if options.cache == "mag":
+        ratios = mag_ratios_for(engine, prompt=items[0].prompt, negative_prompt=items[0].negative_prompt, **request)
+
+    def on_step(step: int, of: int) -> bool:
+        return handle.keep_going(0.02 + 0.93 * step / of, f"{len(items)} clips, one plan: step {step}/{of}")
+
+    made = 0
+    with tempfile.TemporaryDirectory(dir=_scratch()) as tmp:
+        def on_clip(index: int, frames, record: dict) -> None:
+            nonlocal made
+            segment, variant = slots[index]
+            item = items[index]
+            _store_clip(job=job, campaign=campaign, segment=segment, variant=variant, frames=frames, tmp=Path(tmp),
+                        prompt=item.prompt, negative=item.negative_prompt, seed=item.seed, steps=steps,
+                        guidance=guidance, lora=lora, spec=spec, seconds=0.0, conditioning="text", plan=record)
+            made += 1
+
+        try:
+            result = run_plan(engine, items=items, options=options, prefix_prompts=prefix_prompts, lora=adapter,
+                              on_step=on_step, mag_ratios=ratios, on_clip=on_clip, **request)
+        except GenerationCancelled:
+            raise JobCancelled(f"job {job.pk} was cancelled")
+    # Each clip's share of the plan's time, known only at the end.
+    Clip.objects.filter(job=job, seconds=0.0, plan__has_key="options").update(
+        seconds=round(result.seconds / len(items), 3))
+    return made, result.savings
+
+
+def _store_clip(*, job: Job, campaign: Campaign, segment: Segment, variant: int, frames, tmp: Path, prompt: str,
+                negative: str, seed: int, steps: int, guidance: float, lora, spec, seconds: float,
+                conditioning: str, plan: dict | None = None) -> None:
+    """Encode, store, record one clip: the row is written only after both files are stored."""
+    from generation.media import write_mp4, write_poster
+
+    mp4, jpg = tmp / f"s{segment.pk}-v{variant}.mp4", tmp / f"s{segment.pk}-v{variant}.jpg"
+    write_mp4(frames, mp4, fps=campaign.fps)
+    write_poster(frames, jpg)
+    video_name, poster_name = _file_names(job, segment, variant)
+    stored_video, stored_poster = _store(mp4, video_name), _store(jpg, poster_name)
+    with transaction.atomic():
+        if not Job.objects.select_for_update().filter(pk=job.pk, status=Job.Status.RUNNING).exists():
+            for name in (stored_video, stored_poster):
+                default_storage.delete(name)
+            raise JobCancelled(f"job {job.pk} was cancelled")
+        Clip.objects.create(
+            organization_id=job.organization_id, campaign=campaign, segment=segment, job=job,
+            variant=variant, prompt=prompt, negative_prompt=negative, seed=seed, model=spec.name,
+            lora=lora, lora_version=lora.version if lora else None, steps=steps, guidance=guidance,
+            num_frames=campaign.num_frames, width=campaign.width, height=campaign.height,
+            fps=campaign.fps, video=stored_video, poster=stored_poster, seconds=round(seconds, 3),
+            conditioning=conditioning, plan=plan or {},
+        )
 
 
 def _start_image(campaign: Campaign):

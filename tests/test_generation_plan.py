@@ -1,0 +1,101 @@
+"""Campaign generation through the campaign plan (generation/plan.py) and without it, on tiny-random."""
+import pytest
+from django.template.loader import render_to_string
+
+from campaigns import services
+from campaigns.models import Campaign, Clip, Job
+from campaigns.services.generation import campaign_generate_run
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(org, settings, tmp_path_factory):
+    settings.GENERATION_MODEL = "tiny-random"
+    settings.MODEL_CACHE_DIR = tmp_path_factory.getbasetemp() / "plan-models"
+    campaign = factories.CampaignFactory(brand__organization=org, num_frames=9, width=32, height=32)
+    # Settings given: no embedding model is needed to suggest them.
+    factories.SegmentFactory(campaign=campaign, name="Hikers", setting="a mountain forest trail at dawn")
+    factories.SegmentFactory(campaign=campaign, name="Commuters", setting="a rainy city street at night",
+                             attributes={"style": "minimal"})
+    return campaign
+
+
+def generate(campaign: Campaign) -> Job:
+    job = services.campaign_generate(campaign=campaign, variants_per_segment=2, steps=4, enqueue=False)
+    services.job_run(job_id=job.pk, work=campaign_generate_run)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    return job
+
+
+def test_the_plan_records_what_it_did_on_every_clip(campaign, settings):
+    settings.GENERATION_PLAN = True
+    settings.GENERATION_PREFIX_FRACTION = 0.5
+    settings.GENERATION_CACHE = "first_block"
+    settings.GENERATION_GUIDANCE_FRACTION = 0.5
+    job = generate(campaign)
+    clips = list(Clip.objects.filter(job=job).select_related("segment"))
+    assert len(clips) == 4 and job.result["clips"] == 4
+    by_variant = {}
+    for clip in clips:
+        assert clip.plan["options"]["cache"] == "first_block"
+        assert clip.plan["prefix_steps"] == 2 and clip.plan["guidance_steps"] == 2
+        assert clip.plan["prefix"]["seed"] == clip.seed and clip.plan["prefix"]["steps"] == 2
+        assert clip.seconds > 0
+        by_variant.setdefault(clip.variant, set()).add(clip.seed)
+    # With a shared prefix a variant's seed is the same in every segment, and differs between variants.
+    assert all(len(seeds) == 1 for seeds in by_variant.values())
+    assert by_variant[0] != by_variant[1]
+    # One segment's prompt (the first in the plan) is the prefix of both segments' clips.
+    prefixes = {c.plan["prefix"]["prompt"] for c in clips}
+    assert len(prefixes) == 1 and prefixes <= {c.prompt for c in clips}
+    assert len({c.prompt for c in clips}) == 2
+    # What it saved: prefix, guidance and cache all spend less than 2 x 4 evaluations per clip.
+    plan = job.result["plan"]
+    assert plan["naive_evaluations"] == 4 * 2 * 4
+    assert 0 < plan["evaluations"] < plan["naive_evaluations"] and plan["ratio"] < 0.75
+    html = render_to_string("dashboard/_job.html", {"job": job})
+    assert "Campaign plan:" in html and f'data-plan-ratio="{plan["ratio"]}"' in html
+
+
+def test_every_option_off_spends_what_a_naive_run_spends(campaign, settings):
+    settings.GENERATION_PLAN = True
+    settings.GENERATION_PREFIX_FRACTION = 0.0
+    settings.GENERATION_CACHE = "none"
+    settings.GENERATION_GUIDANCE_FRACTION = 1.0
+    job = generate(campaign)
+    assert job.result["plan"]["ratio"] == 1.0
+    clips = list(Clip.objects.filter(job=job))
+    assert all("prefix" not in c.plan and c.plan["options"]["cache"] == "none" for c in clips)
+    # Without a prefix, seeds are the per-slot seeds of the naive path.
+    assert len({c.seed for c in clips}) == 4
+
+
+def test_the_naive_path_stays_available(campaign, settings):
+    settings.GENERATION_PLAN = False
+    job = generate(campaign)
+    clips = list(Clip.objects.filter(job=job))
+    assert len(clips) == 4 and all(c.plan == {} for c in clips)
+    assert "plan" not in job.result
+    assert "Campaign plan:" not in render_to_string("dashboard/_job.html", {"job": job})
+
+
+def test_a_redelivered_plan_job_makes_nothing_twice(campaign, settings):
+    settings.GENERATION_PLAN = True
+    settings.GENERATION_CACHE = "none"
+    job = generate(campaign)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+    job.refresh_from_db()
+    result = campaign_generate_run(services.JobHandle(job))
+    assert result["made_this_attempt"] == 0 and Clip.objects.filter(job=job).count() == 4
+
+
+def test_bad_plan_settings_fail_loudly(campaign, settings):
+    settings.GENERATION_PLAN = True
+    settings.GENERATION_CACHE = "teacache"
+    job = services.campaign_generate(campaign=campaign, steps=2, enqueue=False)
+    services.job_run(job_id=job.pk, work=campaign_generate_run)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "teacache" in job.error
