@@ -168,15 +168,15 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
 
 
 def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
-    """The brand's uploads (orange product shots and two short clips on varied grounds), captioned
-    as the platform captions assets, trained by the platform's trainer with the tiny defaults."""
+    """The brand's uploads (orange product shots and two short clips on varied grounds, each
+    captioned with what it shows apart from the brand's colour), captioned for training as the
+    platform captions assets, trained by the platform's trainer with the tiny defaults."""
     from generation.media import write_mp4
     from generation.training import train_lora
     from generation.training.schema import TrainingSample, asset_caption
 
     folder.mkdir(parents=True)
     backgrounds = ("white", "blue", "black", "green", "purple", "yellow", "red", "white")
-    captions = ("product shot", "", "hero product on a plain ground", "", "product close-up", "", "", "")
     samples = []
     for i, background in enumerate(backgrounds):
         clip_asset = i in (2, 5)
@@ -189,8 +189,11 @@ def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
         else:
             path = folder / f"asset-{i}.png"
             Image.fromarray(frames[0]).save(path)
-        caption = asset_caption(trigger_token=brand.trigger_token, caption=captions[i], style_notes=brand.style_notes,
-                                brand_name=brand.name)
+        # What the marketer (or an auto-captioner) writes about the asset: the scene, not the brand's
+        # colour, which is what the trigger token is to learn.
+        motion = "standing still" if scene.direction == "still" else f"moving {scene.direction}"
+        caption = asset_caption(trigger_token=brand.trigger_token, caption=f"a {scene.shape} {motion} on a "
+                                f"{background} background", style_notes=brand.style_notes, brand_name=brand.name)
         samples.append(TrainingSample(path=path, kind="clip" if clip_asset else "image", caption=caption))
     result = train_lora(model_path=model_path, samples=samples, output_dir=folder / "lora", steps=args.lora_steps,
                         rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,

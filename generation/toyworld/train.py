@@ -66,9 +66,19 @@ WIDTH = HEIGHT = 32
 NUM_FRAMES = 9
 FLOW_SHIFT = 3.0
 NUM_TRAIN_TIMESTEPS = 1000
-# Which stretch of its path each of a scene's clips shows (`render_clip(window=)`): mostly centred,
-# one clip in four entering or leaving the frame.
-WINDOWS = (0, 0, 0, 1, 0, 0, 0, -1)
+
+
+def clip_window(k: int, share: float) -> int:
+    """Which stretch of its path a scene's k-th clip shows (`render_clip(window=)`): centred, or for
+    `share` of the clips the stretch after (1) or before (-1) it, alternately. Of every 8 clips, the
+    k-th becomes a continuation in the order of `_CONTINUATION_ORDER`."""
+    position = _CONTINUATION_ORDER.index(k % 8)
+    if position >= round(share * 8):
+        return 0
+    return 1 if position % 2 == 0 else -1
+
+
+_CONTINUATION_ORDER = (3, 7, 1, 5, 0, 4, 2, 6)
 
 
 @dataclass(frozen=True)
@@ -93,13 +103,13 @@ class Recipe:
     image_share: float = 0.25
     # Stage `platform` only (see STAGES): platform prompts, paths that continue, a shorter text window.
     platform_share: float = 0.0
-    continuation: bool = False
+    continuation_share: float = 0.0  # clips on the stretch before or after the centred path
     text_window: int = WAN.max_sequence_length
 
 
 STAGES = {
     "toy": Recipe(),
-    "platform": Recipe(dit_steps=4000, dit_lr=4e-4, platform_share=0.5, continuation=True, text_window=128),
+    "platform": Recipe(dit_steps=4000, dit_lr=4e-4, platform_share=0.5, continuation_share=0.25, text_window=128),
 }
 
 
@@ -277,7 +287,7 @@ def _encode_dataset(vae, scenes: list[Scene], recipe: Recipe, dev: torch.device)
     for start in tqdm(range(0, len(jobs), 32), desc="encode", unit="batch", mininterval=2.0):
         batch = jobs[start:start + 32]
         pixels = _to_pixels([render_clip(scenes[i], seed=1000 * k + i, num_frames=NUM_FRAMES, width=WIDTH,
-                                         height=HEIGHT, window=WINDOWS[k % len(WINDOWS)] if recipe.continuation else 0)
+                                         height=HEIGHT, window=clip_window(k, recipe.continuation_share))
                              for i, k in batch]).to(dev)
         posterior = vae.encode(pixels).latent_dist
         mus.append(posterior.mean.float().cpu())
@@ -440,8 +450,8 @@ def main() -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", type=_parse_bool if isinstance(value, bool) else type(value),
                             default=None, help=f"default: the stage's ({value} in the toy stage)")
     args = parser.parse_args()
-    if args.stage == "platform" and args.start_from is None:
-        parser.error("--stage platform continues the toy stage: give --start-from FOLDER.")
+    if args.stage != "toy" and args.start_from is None:
+        parser.error(f"--stage {args.stage} continues the stage before it: give --start-from FOLDER.")
     if args.threads:
         torch.set_num_threads(args.threads)
     stage = asdict(STAGES[args.stage])
