@@ -28,9 +28,14 @@ BRAND = {"name": "Trailhead", "palette": [ORANGE, OFF_WHITE, NAVY],
          "style_notes": "sunlit outdoor scenes, warm film grain, confident and friendly"}
 # Orange shapes on these grounds: the brand's navy and off-white, and a few others, so that the
 # LoRA learns the orange rather than one background.
-GROUNDS = [NAVY, OFF_WHITE, "#2E6B3A", "#5B8DB8", "#3B3B3B", NAVY, OFF_WHITE, "#7A4E9C"]
-CAPTION = "trail gear in brand colours"
+GROUNDS = [NAVY, OFF_WHITE, "#2E6B3A", "#3050C8", "#3B3B3B", NAVY, OFF_WHITE, "#7A4E9C"]
+# Each asset's caption says what it shows apart from the brand's colour (the colour is what the
+# trigger token learns), in the words the tiny model knows: a caption that says nothing of the
+# picture leaves the LoRA nothing to tell apart, and it washes every clip out.
+GROUND_NAMES = ["black", "white", "green", "blue", "black", "black", "white", "purple"]
 CAMERA = "pan_left"
+# The box the demo's re-scene keeps: the frame's middle band, which the panned shape crosses.
+HERO_BOX = [0.05, 0.15, 0.95, 0.85]
 # Two settings are the marketer's; the commuters' is left to the platform, which suggests the
 # catalogue's "a city street at night" from their attributes (通勤, 咖啡).
 SEGMENTS = [
@@ -59,7 +64,8 @@ def brand_images() -> list[tuple[str, bytes, str]]:
         (draw.ellipse if i % 2 else draw.rectangle)(box, fill=ORANGE)
         out = io.BytesIO()
         image.save(out, format="PNG")
-        shapes.append((f"trailhead-{i}.png", out.getvalue(), CAPTION))
+        shape = "circle" if i % 2 else "square"
+        shapes.append((f"trailhead-{i}.png", out.getvalue(), f"a {shape} standing still on a {GROUND_NAMES[i]} background"))
     return shapes
 
 
@@ -79,7 +85,7 @@ def brand_clip(*, num_frames: int = 17, size: int = 64) -> tuple[str, bytes, str
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trailhead-moving.mp4"
         write_mp4(np.stack(frames), path, fps=8)
-        return path.name, path.read_bytes(), f"{CAPTION}, moving right"
+        return path.name, path.read_bytes(), "a circle moving right on a black background"
 
 
 class Command(BaseCommand):
@@ -143,6 +149,7 @@ class Command(BaseCommand):
             for clip in campaign.clips.filter(variant=0, status=Clip.Status.PENDING_REVIEW):
                 services.clip_review(clip=clip, decision="approve", note="approved by the demo seed", user=user)
             services.campaign_set_status(campaign=campaign, status=Campaign.Status.LIVE)
+        self._rescene_hero(campaign, user)
         self._viewers(org)
 
         clips = campaign.clips.count()
@@ -159,6 +166,20 @@ class Command(BaseCommand):
                               f"{' [suggested]' if segment.setting_source == 'suggested' else ''}")
         self.stdout.write(f"  Try: curl -H 'Authorization: Api-Key {raw_key}' "
                           f"'{address}/api/v1/campaigns/{campaign.pk}/clip?profile=viewer-wei'\n")
+
+    def _rescene_hero(self, campaign: Campaign, user) -> None:
+        """The first segment's approved clip, re-scened for every segment: the product kept, each
+        segment's setting around it (the edited clips wait for review)."""
+        from campaigns.services.editing import campaign_rescene, campaign_rescene_run
+
+        hero = campaign.clips.filter(status=Clip.Status.APPROVED, parent__isnull=True).order_by(
+            "segment__position", "variant", "id").first()
+        if hero is None or hero.edits.exists():
+            return
+        job = campaign_rescene(campaign=campaign, clip=hero, keep_box=HERO_BOX, user=user, enqueue=False)
+        job = run_job_here(job, campaign_rescene_run, label="re-scening the hero clip for every segment")
+        if job.status != Job.Status.SUCCEEDED:
+            raise CommandError(f"re-scene failed: {job.error}")
 
     def _viewers(self, org) -> None:
         """A few viewer profiles, as an app would send them (embedded by the worker once it runs)."""
