@@ -172,7 +172,6 @@ def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
     captioned with what it shows apart from the brand's colour), captioned for training as the
     platform captions assets, trained by the platform's trainer with the tiny defaults."""
     from generation.media import write_mp4
-    from generation.training import train_lora
     from generation.training.schema import TrainingSample, asset_caption
 
     folder.mkdir(parents=True)
@@ -195,16 +194,11 @@ def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
         caption = asset_caption(trigger_token=brand.trigger_token, caption=f"a {scene.shape} {motion} on a "
                                 f"{background} background", style_notes=brand.style_notes, brand_name=brand.name)
         samples.append(TrainingSample(path=path, kind="clip" if clip_asset else "image", caption=caption))
-    result = train_lora(model_path=model_path, samples=samples, output_dir=folder / "lora", steps=args.lora_steps,
-                        rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
-                        num_frames=REQUEST["num_frames"], width=REQUEST["width"], height=REQUEST["height"])
-    first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
-    print(f"platform brand {brand.name} ({brand.trigger_token}): {len(samples)} assets, loss {first:.3f} -> {last:.3f}")
-    return result.lora_path
+    return _train(model_path, samples, folder / "lora", args,
+                  label=f"platform brand {brand.name} ({brand.trigger_token}): {len(samples)} assets")
 
 
 def _train_brand_lora(model_path: Path, tmp: Path, args) -> Path:
-    from generation.training import train_lora
     from generation.training.schema import TrainingSample
 
     # Eight still images: every shape, varied backgrounds, four orange shades.
@@ -219,11 +213,19 @@ def _train_brand_lora(model_path: Path, tmp: Path, args) -> Path:
         path = folder / f"brand-{i}.png"
         Image.fromarray(image).save(path)
         samples.append(TrainingSample(path=path, kind="image", caption=scene.caption(colour_word=TRIGGER)))
-    result = train_lora(model_path=model_path, samples=samples, output_dir=tmp / "lora", steps=args.lora_steps,
+    return _train(model_path, samples, tmp / "lora", args,
+                  label=f"brand LoRA: {len(samples)} images, {args.lora_steps} steps")
+
+
+def _train(model_path: Path, samples: list, output_dir: Path, args, *, label: str) -> Path:
+    """The platform's LoRA trainer with the benchmark's settings; prints the loss it went from and to."""
+    from generation.training import train_lora
+
+    result = train_lora(model_path=model_path, samples=samples, output_dir=output_dir, steps=args.lora_steps,
                         rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
                         num_frames=REQUEST["num_frames"], width=REQUEST["width"], height=REQUEST["height"])
     first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
-    print(f"brand LoRA: {len(samples)} images, {args.lora_steps} steps, loss {first:.3f} -> {last:.3f}")
+    print(f"{label}, loss {first:.3f} -> {last:.3f}")
     return result.lora_path
 
 
