@@ -113,7 +113,7 @@ class PlanResult:
         """For a job's result and the dashboard: evaluations spent against a naive run."""
         ratio = self.evaluations / self.naive_evaluations if self.naive_evaluations else 1.0
         return {"evaluations": round(self.evaluations, 2), "naive_evaluations": round(self.naive_evaluations, 2),
-                "ratio": round(ratio, 4), "saved_share": round(1.0 - ratio, 4), "clips": len(self.clips),
+                "ratio": round(ratio, 4), "saved_share": round(1.0 - ratio, 4), "clips": len(self.records),
                 "seconds": round(self.seconds, 3)}
 
 
