@@ -28,6 +28,19 @@ def create(client, brand, **fields):
 
 # --- creation and validation ---------------------------------------------------------------------
 
+def test_a_brief_longer_than_the_prompt_builder_takes_is_refused_at_creation(manage_client, brand):
+    from generation.prompts import MAX_BRIEF_CHARS
+
+    response = create(manage_client, brand, brief="x" * (MAX_BRIEF_CHARS + 1))
+    assert response.status_code == 400, response.content
+    assert "brief" in response.json()["error"]["details"]
+    assert not brand.campaigns.exists()
+    assert create(manage_client, brand, brief="x" * MAX_BRIEF_CHARS).status_code == 201
+    # The served schema states the same limit.
+    schema = manage_client.get("/api/v1/schema/?format=json").json()
+    assert schema["components"]["schemas"]["CampaignInRequest"]["properties"]["brief"]["maxLength"] == MAX_BRIEF_CHARS
+
+
 def test_campaign_defaults_come_from_the_model(manage_client, brand):
     response = create(manage_client, brand)
     assert response.status_code == 201, response.content

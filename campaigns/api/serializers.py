@@ -6,6 +6,7 @@ from campaigns.models import Brand, BrandAsset, Campaign, Clip, Job, LoraAdapter
 from campaigns.services.campaigns import MAX_SEGMENTS
 from campaigns.services.training import LIMITS as TRAINING_LIMITS
 from generation.personalization import CAMERA_BY_KEY, CAMERA_PRESETS, MAX_SETTING_CHARS, default_camera_for_brief
+from generation.prompts import MAX_BRIEF_CHARS
 
 CAMERA_CHOICES = [(preset.key, preset.label) for preset in CAMERA_PRESETS]
 SETTING_HELP = (f"where this segment's clips take place, a short phrase (1 to {MAX_SETTING_CHARS} characters), "
@@ -61,7 +62,7 @@ class SegmentsField(serializers.JSONField):
 class CampaignInSerializer(serializers.Serializer):
     brand = serializers.IntegerField(min_value=1)
     name = serializers.CharField(max_length=200)
-    brief = serializers.CharField(max_length=2000)
+    brief = serializers.CharField(max_length=MAX_BRIEF_CHARS)
     # Types are checked by the service, which knows the model's rules and names what is allowed.
     num_frames = serializers.JSONField(required=False)
     width = serializers.JSONField(required=False)

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from campaigns.bounded_json import JsonTooDeep, json_loads
 from campaigns.models import Review
 from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, SETTINGS_CATALOGUE
+from generation.prompts import MAX_BRIEF_CHARS
 
 MAX_ROWS = 32
 
@@ -79,7 +80,7 @@ class CampaignForm(forms.Form):
     name = forms.CharField(label=_("Campaign name"), max_length=200)
     brand = forms.TypedChoiceField(label=_("Brand"), coerce=int)
     brief = forms.CharField(
-        label=_("Brief"), max_length=2000, widget=forms.Textarea(attrs={"rows": 4}),
+        label=_("Brief"), max_length=MAX_BRIEF_CHARS, widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("What the clip should show, in your own words. Any language works."),
     )
     format = forms.ChoiceField(label=_("Format"), widget=forms.RadioSelect)

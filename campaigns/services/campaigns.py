@@ -11,6 +11,7 @@ from campaigns.errors import Conflict
 from campaigns.models import Brand, Campaign, Job, Organization, Segment
 from generation.families import DEFAULT_FAMILY, ModelFamily, family_by_name, family_for_model_path
 from generation.personalization import CAMERA_BY_KEY, clean_setting, default_camera_for_brief
+from generation.prompts import MAX_BRIEF_CHARS
 
 from .jobs import job_create
 
@@ -130,6 +131,9 @@ def campaign_create(*, organization: Organization, brand: Brand, name: str, brie
                                for field, message in problems.items()})
     defined, k = _clean_segments(segments)
     brief = (brief or "").strip()
+    if len(brief) > MAX_BRIEF_CHARS:
+        # The prompt builder's limit, refused here rather than by the GPU job that would build it.
+        raise ValidationError({"brief": f"brief must be at most {MAX_BRIEF_CHARS} characters; got {len(brief)}."})
     camera = clean_camera(camera, brief=brief)
     from .editing import start_image_for_brand  # image-to-video: one of the brand's image assets
 
