@@ -67,12 +67,15 @@ def foreground_mask(video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def centroids(frames: np.ndarray) -> np.ndarray:
     """(F, 2) centroid (x, y) of the foreground in each frame; NaN where a frame shows no shape."""
-    video = np.asarray(frames)
-    _, mask = foreground_mask(video)
-    height, width = video.shape[1:3]
+    return _track(foreground_mask(np.asarray(frames))[1])
+
+
+def _track(mask: np.ndarray) -> np.ndarray:
+    """(F, 2) centroid of each frame's mask; NaN in frames with under MIN_FOREGROUND_SHARE of it."""
+    num_frames, height, width = mask.shape
     ys, xs = np.mgrid[0:height, 0:width]
-    out = np.full((video.shape[0], 2), np.nan)
-    for t in range(video.shape[0]):
+    out = np.full((num_frames, 2), np.nan)
+    for t in range(num_frames):
         if mask[t].sum() >= MIN_FOREGROUND_SHARE * height * width:
             out[t] = xs[mask[t]].mean(), ys[mask[t]].mean()
     return out
@@ -86,8 +89,8 @@ def measure_clip(frames: np.ndarray) -> Measurement:
     num_frames, height, width, _ = video.shape
     # 1-2. Background (border ring) and foreground (pixels far from it).
     background_rgb, mask = foreground_mask(video)
-    counts = mask.sum(axis=(1, 2))
-    present = counts >= MIN_FOREGROUND_SHARE * height * width
+    track = _track(mask)
+    present = ~np.isnan(track[:, 0])
     if not present.any():
         return Measurement(nearest_colour(background_rgb), None, None, (0.0, 0.0))
     foreground = nearest_colour(np.median(video[mask], axis=0))
@@ -95,10 +98,8 @@ def measure_clip(frames: np.ndarray) -> Measurement:
     # 3. Direction: least-squares line through the centroids of the frames that show the shape.
     if present.sum() < 2:
         return Measurement(nearest_colour(background_rgb), foreground, None, (0.0, 0.0))
-    ys, xs = np.mgrid[0:height, 0:width]
     t = np.flatnonzero(present).astype(np.float64)
-    cx = np.array([xs[mask[i]].mean() for i in t.astype(int)])
-    cy = np.array([ys[mask[i]].mean() for i in t.astype(int)])
+    cx, cy = track[present, 0], track[present, 1]
     span = max(num_frames - 1, 1)
     dx, dy = np.polyfit(t, cx, 1)[0] * span, np.polyfit(t, cy, 1)[0] * span
     if max(abs(dx), abs(dy)) < STILL_TRAVEL * min(height, width):

@@ -447,7 +447,7 @@ def main() -> None:
                         help="reuse this pipeline folder's VAE instead of training one (for recipe trials)")
     fields = asdict(Recipe())
     for name, value in fields.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=_parse_bool if isinstance(value, bool) else type(value),
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value),
                             default=None, help=f"default: the stage's ({value} in the toy stage)")
     args = parser.parse_args()
     if args.stage != "toy" and args.start_from is None:
@@ -460,14 +460,6 @@ def main() -> None:
     train(output=args.output, recipe=recipe, device=args.device, vae_from=args.vae_from, start_from=args.start_from)
     size = sum(p.stat().st_size for p in args.output.rglob("*") if p.is_file())
     print(f"wrote {args.output} ({size / 1e6:.1f} MB) in {(time.perf_counter() - started) / 60:.1f} min")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false; got {text!r}.")
 
 
 if __name__ == "__main__":
