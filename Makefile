@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Also set by the generation package when imported; here for every tool that make runs.
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 # The embedded default: SQLite, the filesystem broker, local media, the tiny model (all under var/).

@@ -10,7 +10,6 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CACHE_URL", "locmemcache://adplatform-test")
 
 from .settings import *  # noqa: E402,F403

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Run as a script from anywhere. Position 0 matters: Python puts this file's folder first, and
 # this file is itself called generation.py, which would shadow the `generation` package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

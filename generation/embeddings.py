@@ -98,7 +98,6 @@ def _model():
     if _MODEL is None:
         with _load_lock:
             if _MODEL is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as transformers_logging
 

@@ -13,7 +13,6 @@ Progress and cancellation use the pipeline's own hooks (`callback_on_step_end`, 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import warnings
@@ -22,16 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-# Nothing may reach for a hub: set before diffusers imports huggingface_hub, which reads the
-# variable once at import time. setdefault lets an explicit setting win.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from generation.families import ModelFamily, family_for_model_path, text_window  # noqa: E402
-from generation.editing import Condition  # noqa: E402
-from generation.media import to_uint8_frames  # noqa: E402
+from generation.families import ModelFamily, family_for_model_path, text_window
+from generation.editing import Condition
+from generation.media import to_uint8_frames
 
 logger = logging.getLogger(__name__)
 

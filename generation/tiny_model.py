@@ -15,14 +15,9 @@ exactly like a real Wan2.1 checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from pathlib import Path
-
-# Nothing may reach for a hub: set before transformers/diffusers import huggingface_hub, which
-# reads the variable once at import time. setdefault lets an explicit setting win.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Bump when anything below changes the produced files, so cached folders get rebuilt.
 BUILDER_VERSION = 1

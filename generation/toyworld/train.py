@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import time
@@ -45,16 +44,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from generation.families import WAN  # noqa: E402
-from generation.toyworld.platform import random_platform_caption  # noqa: E402
-from generation.toyworld.world import (  # noqa: E402
+from generation.families import WAN
+from generation.toyworld.platform import random_platform_caption
+from generation.toyworld.world import (
     COLOURS, DIRECTIONS, SHAPES, Scene, heldout_scenes, render_clip, train_scenes,
 )
 

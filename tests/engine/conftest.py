@@ -6,12 +6,9 @@ are exact and repeatable (a separate test covers CUDA when a GPU is present).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Tiny sizes: 9 frames of 48x32 (multiples of 16, not square, so width/height mix-ups show).
 TINY_CALL = {
