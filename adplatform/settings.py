@@ -3,11 +3,15 @@
 Unset variables give the embedded default: a SQLite file, a broker that needs no server, local
 media files and the project's tiny model, all under ``var/``.
 """
+import logging
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from adplatform.logs import configure_structlog, log_format
+from adplatform.logs import formatters as log_formatters
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -44,11 +48,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "axes",
+    "health_check",  # its `manage.py health_check readyz --no-http` is the workers' readiness probe
+    "django_structlog",
     "campaigns",
     "generation",
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before host checks and the HTTPS redirect (adplatform/ops.py).
+    "adplatform.ops.OpsEndpointsMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Binds a request id to every log line of the request (adplatform/logs.py).
+    "django_structlog.middlewares.RequestMiddleware",
     "campaigns.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -60,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "campaigns.api.errors.ApiExceptionMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -216,7 +228,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # With Redis and acks_late an unacked task is redelivered after this long: it must exceed the
     # longest job (LoRA training's hard limit below), or a running job would be handed out twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600)}
+    # Ten priority levels, 0 served first: fair dispatch between organizations (campaigns.services.fleet).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=4 * 3600),
+                                       "priority_steps": list(range(10)), "sep": ":"}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -234,6 +248,36 @@ CELERY_TASK_SOFT_TIME_LIMIT = 30 * 60
 CELERY_TASK_TIME_LIMIT = 35 * 60
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Only with `celery -A adplatform beat` running: re-wakes webhook deliveries whose wake-up was lost.
+CELERY_BEAT_SCHEDULE = {"webhook-deliver-due": {"task": "cpu.webhook_deliver_due", "schedule": 60.0}}
+
+# Dead workers (campaigns.services.jobs): a running job's worker beats every
+# JOB_HEARTBEAT_INTERVAL_S; every worker's watchdog looks every JOB_WATCHDOG_INTERVAL_S and
+# requeues a job silent for JOB_HEARTBEAT_TIMEOUT_S, so a dead worker's job runs again within
+# about 90 s. A job whose workers died JOB_MAX_ATTEMPTS times fails, saying so.
+JOB_HEARTBEAT_INTERVAL_S = env.int("JOB_HEARTBEAT_INTERVAL_S", default=10)
+JOB_HEARTBEAT_TIMEOUT_S = env.int("JOB_HEARTBEAT_TIMEOUT_S", default=60)
+JOB_WATCHDOG_INTERVAL_S = env.int("JOB_WATCHDOG_INTERVAL_S", default=15)
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+# The fleet's limits (campaigns.services.fleet): gpu jobs one organization may hold queued or
+# running (more: 429); one job's compute, pixels x frames x clips x steps (the default admits a
+# campaign of 32 segments x 8 variants of 1280x720 x 81 frames at 50 steps); the memory of one
+# decoded batch of clips (8 variants of 1920x1920 x 257 frames would need 91 GB).
+ORG_MAX_GPU_JOBS = env.int("ORG_MAX_GPU_JOBS", default=20)
+GENERATION_MAX_JOB_WORK = env.float("GENERATION_MAX_JOB_WORK", default=1e12)
+GENERATION_MAX_BATCH_MEMORY_GB = env.float("GENERATION_MAX_BATCH_MEMORY_GB", default=16.0)
+# Adapter-affine routing: a brand's jobs go to the gpu worker that holds its LoRA (its own queue,
+# Celery's worker-direct queues), up to a backlog of this many there; GENERATION_MAX_ADAPTERS is
+# how many adapters one worker's engine keeps loaded.
+GPU_ADAPTER_AFFINITY = env.bool("GPU_ADAPTER_AFFINITY", default=True)
+GPU_AFFINITY_MAX_BACKLOG = env.int("GPU_AFFINITY_MAX_BACKLOG", default=2)
+GENERATION_MAX_ADAPTERS = env.int("GENERATION_MAX_ADAPTERS", default=4)
+CELERY_WORKER_DIRECT = True
+if JOB_HEARTBEAT_TIMEOUT_S < 3 * JOB_HEARTBEAT_INTERVAL_S:
+    raise ImproperlyConfigured(
+        f"JOB_HEARTBEAT_TIMEOUT_S ({JOB_HEARTBEAT_TIMEOUT_S}) must be at least 3 x JOB_HEARTBEAT_INTERVAL_S "
+        f"({JOB_HEARTBEAT_INTERVAL_S}), or a busy but live worker's job would be handed out twice."
+    )
 
 # The generator: a local diffusers folder of a DiT text-to-video pipeline, or "tiny".
 GENERATION_MODEL = env.str("GENERATION_MODEL", default="tiny")
@@ -264,6 +308,19 @@ PROMPT_EXPANDER_TIMEOUT = min(120.0, max(1.0, env.float("PROMPT_EXPANDER_TIMEOUT
 
 REVIEW_FORBID_OWN_CAMPAIGN = env.bool("REVIEW_FORBID_OWN_CAMPAIGN", default=False)
 
+# /metrics (adplatform/metrics.py) answers only a scraper sending "Authorization: Bearer <METRICS_TOKEN>";
+# unset, /metrics is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# /readyz (adplatform/health.py): seconds each check (database, cache, storage, broker) may take
+# before it counts as failed; the readiness probe's timeoutSeconds must exceed it (infra/k8s).
+READINESS_CHECK_TIMEOUT_S = env.float("READINESS_CHECK_TIMEOUT_S", default=5.0)
+
+# Webhooks (campaigns.services.webhooks): http:// and private, loopback or link-local targets only
+# when allowed (development); production webhooks go to public https:// addresses.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
+# Seconds one delivery attempt may take (connect + answer); a slower receiver counts as a failure.
+WEBHOOK_TIMEOUT = min(30.0, max(1.0, env.float("WEBHOOK_TIMEOUT", default=10.0)))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["campaigns.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -290,13 +347,23 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Logs (adplatform/logs.py): one JSON object per line with request and job ids, or readable lines for
+# developers; JSON unless DJANGO_DEBUG is on.
+LOG_FORMAT = log_format(env.str("LOG_FORMAT", default="console" if DEBUG else "json"))
+configure_structlog()
+DJANGO_STRUCTLOG_CELERY_ENABLED = True  # a task's lines carry the request id that enqueued it
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # bound by adplatform.logs.bind_request_metadata instead
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = BEHIND_PROXY  # the proxy's X-Request-ID, not a client's
+# One line per request at INFO (request_finished: path, status, ids); request_started only at DEBUG.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # External ids in any line are replaced by a keyed hash (campaigns/log_privacy.py; the request
     # loggers get the same filter in CampaignsConfig.ready()).
     "filters": {"external_ids": {"()": "campaigns.log_privacy.ExternalIdFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["external_ids"]}},
+    "formatters": log_formatters(),
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["external_ids"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -1,10 +1,16 @@
-"""Top-level URLs: the API under /api/v1/, the dashboard, the admin, and signed local media."""
+"""Top-level URLs: health and metrics, the API under /api/v1/, the dashboard, the admin, and signed local media."""
 from django.contrib import admin
 from django.urls import include, path
 
+from adplatform.health import ReadinessView, liveness_view
+from adplatform.metrics import metrics_view
 from campaigns.files import signed_media_view
 
 urlpatterns = [
+    # Operations (answered first by adplatform.ops.OpsEndpointsMiddleware; README "Health and metrics").
+    path("healthz", liveness_view, name="healthz"),
+    path("readyz", ReadinessView.as_view(), name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(("campaigns.api.urls", "api"))),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -105,12 +105,47 @@ class ReviewAdmin(OrgScopedAdmin):
 
 @admin.register(models.Job)
 class JobAdmin(OrgScopedAdmin):
-    list_display = ("id", "kind", "status", "progress", "attempts", "created_at", "finished_at")
+    list_display = ("id", "kind", "status", "progress", "attempts", "worker", "created_at", "finished_at")
     list_filter = ("kind", "status", "organization")
-    readonly_fields = ("progress", "attempts", "started_at", "finished_at", "heartbeat_at")
+    readonly_fields = ("progress", "attempts", "worker_losses", "worker", "routed_to", "started_at", "finished_at",
+                       "heartbeat_at")
+
+
+@admin.register(models.FleetWorker)
+class FleetWorkerAdmin(admin.ModelAdmin):
+    """The workers as their watchdogs report them (alive while seen in the last minute)."""
+
+    list_display = ("hostname", "seen_at", "adapter_loads")
+    readonly_fields = ("hostname", "seen_at", "adapter_loads")
+    ordering = ("-seen_at",)
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(models.Event)
 class EventAdmin(OrgScopedAdmin):
     list_display = ("clip", "profile", "type", "created_at")
     list_filter = ("type", "organization")
+
+
+@admin.register(models.WebhookEndpoint)
+class WebhookEndpointAdmin(OrgScopedAdmin):
+    list_display = ("url", "organization", "events", "is_active", "created_at")
+    list_filter = ("is_active", "organization")
+    search_fields = ("url",)
+    # The signing secrets are shown to the customer once (API, dashboard), never here.
+    exclude = ("secret", "previous_secret")
+    readonly_fields = ("organization", "previous_secret_until")
+
+    def has_add_permission(self, request):
+        return False  # endpoints are made through the API or the dashboard, which show their secret once
+
+
+@admin.register(models.WebhookDelivery)
+class WebhookDeliveryAdmin(OrgScopedAdmin):
+    list_display = ("event_id", "type", "endpoint", "status", "attempts", "last_status_code", "next_retry_at")
+    list_filter = ("status", "type", "organization")
+    search_fields = ("event_id",)
+    readonly_fields = ("endpoint", "organization", "event_id", "type", "payload", "attempts", "last_status_code",
+                       "last_error", "last_attempt_at", "delivered_at", "history")

@@ -35,6 +35,20 @@ class UnsupportedMedia(ServiceError):
     status = 415
 
 
+class OverBudget(ServiceError):
+    """A job that would cost more than one job may (compute or memory; services.fleet)."""
+
+    code = "over_budget"
+    status = 400
+
+
+class TooManyJobs(ServiceError):
+    """An organization that already holds as many gpu jobs as it may."""
+
+    code = "too_many_jobs"
+    status = 429
+
+
 class NotFound(ServiceError):
     code = "not_found"
     status = 404

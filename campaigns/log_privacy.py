@@ -33,12 +33,19 @@ def redact_external_ids(text: str) -> str:
     return _IN_QUERY.sub(lambda m: m.group(1) + external_id_hash(m.group(2)), text)
 
 
+def redact_event_dict(logger, method_name: str, event_dict: dict) -> dict:
+    """The same for structlog events (a processor, adplatform/logs.py): every text value, hashed once."""
+    return {key: redact_external_ids(value) if isinstance(value, str) else value
+            for key, value in event_dict.items()}
+
+
 class ExternalIdFilter(logging.Filter):
     """Rewrites the record's message with external ids hashed; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # A record passes a logger's filter and then a handler's: hash once, not a hash of the hash.
-        if getattr(record, "external_ids_hashed", False):
+        # A structlog event (its message a dict) was hashed by redact_event_dict already.
+        if getattr(record, "external_ids_hashed", False) or isinstance(record.msg, dict):
             return True
         try:
             message = record.getMessage()

@@ -145,6 +145,8 @@ class Job(OrgOwned):
     message = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Workers that died (or went silent) while running this job; JOB_MAX_ATTEMPTS of them fail it.
+    worker_losses = models.PositiveIntegerField(default=0)
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
     brand = models.ForeignKey(Brand, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
@@ -153,6 +155,10 @@ class Job(OrgOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The Celery worker (node name) that runs or last ran the job, and the worker whose own queue
+    # it was sent to for its brand's adapter (empty: the shared queue). See services.fleet.
+    worker = models.CharField(max_length=200, blank=True)
+    routed_to = models.CharField(max_length=200, blank=True, db_index=True)
 
     @property
     def is_finished(self) -> bool:
@@ -160,6 +166,20 @@ class Job(OrgOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class FleetWorker(models.Model):
+    """A Celery worker as its watchdog reports it: alive while `seen_at` is recent."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField(db_index=True)
+    # Whether it serves the gpu queue: only those are sent a gpu job through their own queue.
+    gpu = models.BooleanField(default=False)
+    # LoRA adapters this worker's engine loaded since it started (services.fleet).
+    adapter_loads = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.hostname
 
 
 class LoraAdapter(OrgOwned):
@@ -368,3 +388,66 @@ class Event(OrgOwned):
 
     class Meta:
         indexes = [models.Index(fields=["clip", "type"])]
+
+
+class WebhookEndpoint(OrgOwned):
+    """Where an organization wants to hear about its jobs, clips and campaigns (Standard Webhooks)."""
+
+    class EventType(models.TextChoices):
+        JOB_SUCCEEDED = "job.succeeded", "job.succeeded"
+        JOB_FAILED = "job.failed", "job.failed"
+        CLIP_PENDING_REVIEW = "clip.pending_review", "clip.pending_review"
+        CLIP_APPROVED = "clip.approved", "clip.approved"
+        CLIP_REJECTED = "clip.rejected", "clip.rejected"
+        CAMPAIGN_STATUS_CHANGED = "campaign.status_changed", "campaign.status_changed"
+        WEBHOOK_TEST = "webhook.test", "webhook.test"
+
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)  # a subset of EventType values
+    # `whsec_` + base64 of 32 random bytes: the HMAC key. Kept as it is because signing needs it;
+    # shown to the customer only when it is made (creation, rotation).
+    secret = models.CharField(max_length=100)
+    # The secret before the last rotation, still signed with until this time, so receivers can switch over.
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(OrgOwned):
+    """One event for one endpoint: tried until it gets a 2xx or its retry window closes."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # `webhook-id`: one per event (the same for every endpoint and every attempt).
+    event_id = models.CharField(max_length=40, db_index=True)
+    type = models.CharField(max_length=40)
+    # The exact JSON body sent, so every attempt sends the same bytes.
+    payload = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due; null once delivered or given up.
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # Every attempt: [{"at", "status_code", "error", "ms"}], oldest first.
+    history = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_event_once_per_endpoint"),
+        ]
+        indexes = [models.Index(fields=["status", "next_retry_at"], name="webhook_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id} → {self.endpoint_id} ({self.status})"

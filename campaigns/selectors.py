@@ -17,6 +17,8 @@ from campaigns.models import (
     Profile,
     Review,
     Segment,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -139,3 +141,16 @@ def _int(value) -> int:
     if number <= 0 or number > 2**62:
         raise Http404("not found")
     return number
+
+
+def webhook_endpoint_list(*, organization: Organization) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(organization=organization).order_by("-created_at", "-id")
+
+
+def webhook_endpoint_get(*, organization: Organization, endpoint_id) -> WebhookEndpoint:
+    return get_object_or_404(webhook_endpoint_list(organization=organization), pk=_int(endpoint_id))
+
+
+def webhook_delivery_list_for_endpoint(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(organization_id=endpoint.organization_id, endpoint=endpoint).order_by(
+        "-created_at", "-id")

@@ -61,6 +61,9 @@ class Engine:
 
     # Every base pipeline load in this process: tests prove LoRA switching never reloads.
     base_loads: ClassVar[int] = 0
+    # Every LoRA adapter load in this process (a brand's adapter not already loaded): the fleet's
+    # adapter-affine routing exists to keep this low.
+    adapter_loads: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -298,6 +301,7 @@ class Engine:
                     self.pipe.delete_adapters([name])
                 raise
             self._adapters[name] = source
+            Engine.adapter_loads += 1
         self._adapters.move_to_end(name)
         self.pipe.set_adapters([name])
         if not self._lora_enabled:

@@ -19,8 +19,9 @@ class JobTask(Task):
             services.job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
 
 
-# Shared by every job task: late acks + reject on worker loss = a dead worker's job is redelivered;
-# transient storage/database errors retry with exponential backoff.
+# Shared by every job task: late acks + reject on worker loss, so a task is never lost with its
+# worker (the watchdog requeues the job within about 90 s; the broker's own redelivery, hours
+# later, finds it done); transient storage/database errors retry with exponential backoff.
 JOB_TASK_OPTIONS = dict(
     base=JobTask,
     acks_late=True,
@@ -28,7 +29,9 @@ JOB_TASK_OPTIONS = dict(
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,
     retry_backoff_max=300,
-    max_retries=5,
+    # With jitter, ten tries wait about 8 minutes in all (up to 17): long enough for an S3 or
+    # database blip, short enough that a real outage fails the job instead of hiding it.
+    max_retries=10,
 )
 
 
@@ -137,3 +140,31 @@ def campaign_segment(job_id: int) -> None:
     from campaigns.services.segmentation import campaign_segment_run
 
     services.job_run(job_id=job_id, work=campaign_segment_run, done_message="segments ready")
+
+
+# Webhooks: not Jobs either. A failed attempt is rescheduled by the service itself (backoff, same
+# webhook-id); these options only cover a worker that dies mid-attempt or a database hiccup.
+@shared_task(
+    name="cpu.webhook_deliver",
+    # One POST with WEBHOOK_TIMEOUT (at most 30 s) plus a DNS lookup and two small writes.
+    soft_time_limit=60,
+    time_limit=90,
+    **EMBED_TASK_OPTIONS,
+)
+def webhook_deliver(delivery_id: int) -> None:
+    from campaigns.services.webhooks import webhook_deliver as deliver
+
+    deliver(delivery_id=delivery_id)
+
+
+@shared_task(
+    name="cpu.webhook_deliver_due",
+    # One query and a message per overdue delivery; run every minute by celery beat (settings).
+    soft_time_limit=60,
+    time_limit=90,
+    **EMBED_TASK_OPTIONS,
+)
+def webhook_deliver_due() -> None:
+    from campaigns.services.webhooks import webhook_deliver_due as deliver_due
+
+    deliver_due()

@@ -1,8 +1,10 @@
 """factory_boy factories, one per model."""
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from campaigns import models
+from campaigns.services.webhooks import webhook_secret_new
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -121,3 +123,45 @@ class BrandAssetFactory(factory.django.DjangoModelFactory):
     width = 64
     height = 64
     file = factory.django.FileField(filename="asset.png", data=b"\x89PNG\r\n\x1a\n")
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.WebhookEndpoint
+
+    organization = factory.SubFactory(OrganizationFactory)
+    url = factory.Sequence(lambda n: f"https://hooks.example.com/{n}")
+    events = ["clip.pending_review", "clip.approved", "clip.rejected"]
+    secret = factory.LazyFunction(webhook_secret_new)
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    organization = factory.SelfAttribute("endpoint.organization")
+    event_id = factory.Sequence(lambda n: f"msg_{n:032x}")
+    type = "webhook.test"
+    payload = '{"type":"webhook.test","timestamp":"2026-01-01T00:00:00Z","data":{}}'
+
+
+class LoraAdapterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.LoraAdapter
+
+    brand = factory.SubFactory(BrandFactory)
+    organization = factory.SelfAttribute("brand.organization")
+    version = factory.Sequence(lambda n: n + 1)
+    base_model = "tiny"
+    status = models.LoraAdapter.Status.SUCCEEDED
+
+
+class FleetWorkerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.FleetWorker
+        django_get_or_create = ("hostname",)
+
+    hostname = factory.Sequence(lambda n: f"gpu{n}@fleet")
+    seen_at = factory.LazyFunction(timezone.now)
+    gpu = True

@@ -244,7 +244,7 @@ def test_an_edit_is_a_queued_job_enqueued_after_commit(manage_client, clip, fiel
     assert (job.kind, job.status, job.campaign_id) == (Job.Kind.EDIT_CLIP, Job.Status.QUEUED, clip.campaign_id)
     assert job.params["clip"] == clip.pk and job.params["edit"] == edit
     assert job.params["variants"] == fields.get("variants", 1)
-    send.assert_called_once_with("gpu.clip_edit", args=[job.pk])
+    send.assert_called_once_with("gpu.clip_edit", args=[job.pk], priority=0)  # the organization's first gpu job
 
 
 def test_rescene_into_a_segment_and_connect_are_accepted(manage_client, clip, django_capture_on_commit_callbacks):
@@ -274,7 +274,7 @@ def test_campaign_rescene_of_an_approved_clip(manage_client, campaign, clip, dja
     job = Job.objects.get(pk=response.json()["job"]["id"])
     assert job.kind == Job.Kind.RESCENE_CAMPAIGN and job.campaign == campaign
     assert (job.params["clip"], job.params["keep_box"], job.params["variants_per_segment"]) == (clip.pk, BOX, 2)
-    send.assert_called_once_with("gpu.campaign_rescene", args=[job.pk])
+    send.assert_called_once_with("gpu.campaign_rescene", args=[job.pk], priority=0)
 
 
 @pytest.mark.parametrize("status", [Clip.Status.PENDING_REVIEW, Clip.Status.REJECTED])

@@ -288,7 +288,11 @@ def test_a_transient_error_is_raised_for_retry(org):
     with pytest.raises(EndpointConnectionError):
         services.job_run(job_id=job.pk, work=flaky)
     job.refresh_from_db()
-    assert job.status == Job.Status.RUNNING and "retrying" in job.message
+    # Back in the queue until the task's retry takes it up as the next attempt.
+    assert job.status == Job.Status.QUEUED and "retrying" in job.message and job.attempts == 1
+    from campaigns.services.jobs import job_start
+
+    assert job_start(job_id=job.pk).attempts == 2
 
 
 # --- storage -------------------------------------------------------------------------------------

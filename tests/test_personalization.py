@@ -4,9 +4,8 @@ the optional language-model brief expansion, and the dashboard's setting editor 
 Suggestions run the real MiniLM model; generation runs the tiny checkpoint in this process.
 """
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.urls import reverse
@@ -30,6 +29,7 @@ from generation.prompts import MAX_BRIEF_CHARS
 from generation.setting_suggest import suggest_settings
 from tests import factories
 from tests.conftest import api_client_for
+from tests.helpers import LoopbackServer
 from tests.test_foundation import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -294,8 +294,10 @@ def test_the_prompt_says_the_segments_setting_and_the_campaigns_camera(org, sett
 
 # --- generation: settings filled before prompts, the optional expander ----------------------------
 
-class FakeChatServer:
+class FakeChatServer(LoopbackServer):
     """An OpenAI-compatible /v1/chat/completions on loopback: answers well, 500s, hangs or talks nonsense."""
+
+    path = "/v1"
 
     def __init__(self, mode: str, answer: str = "", hang_s: float = 5.0):
         self.mode, self.answer, self.hang_s = mode, answer, hang_s
@@ -325,21 +327,7 @@ class FakeChatServer:
                 except OSError:
                     pass  # the client gave up waiting: that is the point of the hang mode
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 EXPANDED = "A hiker in orange trail shoes strides over wet granite as morning mist lifts off the pines"

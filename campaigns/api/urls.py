@@ -2,7 +2,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from campaigns.api import edit_views, serve_views, views
+from campaigns.api import edit_views, serve_views, views, webhook_views
 from campaigns.api.errors import not_found_view
 
 urlpatterns = [
@@ -26,6 +26,12 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/rescene", edit_views.CampaignResceneView.as_view(), name="campaign-rescene"),
     path("jobs/<int:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    path("webhooks", webhook_views.WebhookListCreateView.as_view(), name="webhook-list"),
+    path("webhooks/<int:webhook_id>", webhook_views.WebhookDetailView.as_view(), name="webhook-detail"),
+    path("webhooks/<int:webhook_id>/rotate", webhook_views.WebhookRotateView.as_view(), name="webhook-rotate"),
+    path("webhooks/<int:webhook_id>/test", webhook_views.WebhookTestView.as_view(), name="webhook-test"),
+    path("webhooks/<int:webhook_id>/deliveries", webhook_views.WebhookDeliveriesView.as_view(),
+         name="webhook-deliveries"),
     # Serve scope: profiles, the clip for a viewer, events; and a health check (no key).
     path("profiles/<str:external_id>", serve_views.ProfileView.as_view(), name="profile-detail"),
     path("campaigns/<int:campaign_id>/clip", serve_views.CampaignClipForViewerView.as_view(), name="campaign-clip"),

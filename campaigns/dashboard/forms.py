@@ -8,7 +8,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.bounded_json import JsonTooDeep, json_loads
-from campaigns.models import Review
+from campaigns.models import Review, WebhookEndpoint
 from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, SETTINGS_CATALOGUE
 from generation.prompts import MAX_BRIEF_CHARS
 
@@ -218,3 +218,13 @@ class GenerateForm(forms.Form):
 class ReviewForm(forms.Form):
     decision = forms.ChoiceField(choices=Review.Decision.choices)
     note = forms.CharField(required=False, max_length=2000)
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(label=_("Endpoint URL"), max_length=2000,
+                          widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/adclip"}),
+                          help_text=_("An https:// address that answers 2xx to a POST."))
+    events = forms.MultipleChoiceField(label=_("Events"), widget=forms.CheckboxSelectMultiple,
+                                       # webhook.test comes from the Test button, whatever is ticked.
+                                       choices=[(value, value) for value in WebhookEndpoint.EventType.values
+                                                if value != WebhookEndpoint.EventType.WEBHOOK_TEST])

@@ -1,7 +1,7 @@
 """Dashboard URLs: pages for people, scoped to the organization chosen in the session."""
 from django.urls import path
 
-from campaigns.dashboard.views import brands, campaigns, edits, home, jobs, reviews
+from campaigns.dashboard.views import brands, campaigns, edits, home, jobs, reviews, webhooks
 
 app_name = "dashboard"
 
@@ -33,4 +33,8 @@ urlpatterns = [
     path("review/<int:clip_id>/", reviews.review_decide, name="review-decide"),
     path("jobs/", jobs.job_list, name="job-list"),
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("webhooks/", webhooks.webhook_list, name="webhook-list"),
+    path("webhooks/<int:endpoint_id>/", webhooks.webhook_detail, name="webhook-detail"),
+    path("webhooks/<int:endpoint_id>/test/", webhooks.webhook_test, name="webhook-test"),
+    path("webhooks/<int:endpoint_id>/delete/", webhooks.webhook_delete, name="webhook-delete"),
 ]

@@ -12,6 +12,14 @@ from .segments import segment_update
 from .training import brand_train
 from .profiles import profile_delete, profile_upsert
 from .serving import clip_for_viewer, event_record
+from .webhooks import (
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_rotate,
+    webhook_endpoint_test,
+    webhook_event_emit,
+    webhook_job_finished,
+)
 from .jobs import JobCancelled, JobHandle, job_cancel, job_create, job_fail, job_run, job_selftest
 
 __all__ = [
@@ -44,4 +52,10 @@ __all__ = [
     "profile_delete",
     "profile_upsert",
     "segment_update",
+    "webhook_endpoint_create",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_rotate",
+    "webhook_endpoint_test",
+    "webhook_event_emit",
+    "webhook_job_finished",
 ]

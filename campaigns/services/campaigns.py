@@ -13,7 +13,9 @@ from generation.families import DEFAULT_FAMILY, ModelFamily, family_by_name, fam
 from generation.personalization import CAMERA_BY_KEY, clean_setting, default_camera_for_brief
 from generation.prompts import MAX_BRIEF_CHARS
 
+from .fleet import compute_budget_check
 from .jobs import job_create
+from .webhooks import webhook_campaign_status_changed
 
 MAX_SEGMENTS = 32
 MAX_VARIANTS = 8
@@ -193,15 +195,21 @@ def campaign_generate(*, campaign: Campaign, variants_per_segment: int = 1, step
         raise Conflict("this campaign's segments are not ready yet (profiles are being clustered); try again "
                        "when its segmentation job has finished.", code="segments_not_ready")
     spec = model_spec()
+    steps = steps or settings.GENERATION_STEPS or spec.defaults["steps"]
+    compute_budget_check(width=campaign.width, height=campaign.height, num_frames=campaign.num_frames,
+                         clips=campaign.segments.count() * variants_per_segment, batch=variants_per_segment,
+                         steps=steps)
     job = job_create(
         organization=campaign.organization, kind=Job.Kind.GENERATE_CLIPS, campaign=campaign, brand=campaign.brand,
-        user=user, params={"variants_per_segment": variants_per_segment,
-                           "steps": steps or settings.GENERATION_STEPS or spec.defaults["steps"],
+        user=user, params={"variants_per_segment": variants_per_segment, "steps": steps,
                            "guidance": spec.defaults["guidance"]},
         enqueue=enqueue,
     )
+    previous = campaign.status
     campaign.status = Campaign.Status.GENERATING
     campaign.save(update_fields=["status", "updated_at"])
+    if previous != campaign.status:
+        webhook_campaign_status_changed(campaign=campaign, previous=previous)
     return job
 
 
@@ -225,6 +233,8 @@ def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
                        f"it can from: {', '.join(sorted(allowed_from))}.", code="bad_transition")
     if status == Campaign.Status.LIVE and not campaign.clips.filter(status="approved").exists():
         raise Conflict("a campaign needs at least one approved clip to go live.", code="no_approved_clip")
+    previous = campaign.status
     campaign.status = status
     campaign.save(update_fields=["status", "updated_at"])
+    webhook_campaign_status_changed(campaign=campaign, previous=previous)
     return campaign

@@ -35,7 +35,9 @@ from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, MAX_EDIT_VARIANTS,
 from generation.families import MAX_FRAMES
 
 from .campaigns import model_spec
-from .jobs import JobCancelled, JobHandle, job_create
+from .fleet import compute_budget_check
+from .jobs import JobCancelled, JobHandle, JobLost, job_create, job_lock_mine
+from .webhooks import webhook_clip_event
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +173,10 @@ def clip_edit(*, clip: Clip, kind, keep_box=None, prompt=None, segment=None, fra
         raise Conflict(f"clip {clip.pk} was rejected; rejected clips cannot be edited.", code="clip_rejected",
                        details={"status": clip.status})
     _refuse_archived(clip.campaign)
+    # An extension or a bridge makes a longer clip than its parent: budget the longest output.
+    frames_out = clip.num_frames * (2 if edit["kind"] == "connect" else 1) + int(edit.get("frames") or 0)
+    compute_budget_check(width=clip.width, height=clip.height, num_frames=frames_out, clips=variants,
+                         batch=variants, steps=steps)
     return job_create(
         organization=clip.campaign.organization, kind=Job.Kind.EDIT_CLIP, campaign=clip.campaign,
         brand=clip.campaign.brand, user=user, enqueue=enqueue,
@@ -201,6 +207,8 @@ def campaign_rescene(*, campaign: Campaign, clip, keep_box, variants_per_segment
     if not campaign.segments.exists():
         raise Conflict("this campaign's segments are not ready yet; try again when its segmentation job has "
                        "finished.", code="segments_not_ready")
+    compute_budget_check(width=source.width, height=source.height, num_frames=source.num_frames,
+                         clips=campaign.segments.count() * variants, batch=variants, steps=steps)
     return job_create(
         organization=campaign.organization, kind=Job.Kind.RESCENE_CAMPAIGN, campaign=campaign, brand=campaign.brand,
         user=user, enqueue=enqueue,
@@ -262,10 +270,10 @@ def _delete_quietly(names: list[str]) -> None:
 
 def _edit_run(handle: JobHandle, *, source: Clip, batches: list[_Batch], variants: int) -> dict:
     """Run each batch's missing variants, store MP4 + poster + mask, record the clips."""
-    from generation.engine import GenerationCancelled, get_engine
+    from generation.engine import GenerationCancelled
     from generation.media import write_mask_strip, write_mp4, write_poster
 
-    from .generation import _remove_job_output, _scratch, _store, local_model_path, lora_local_file
+    from .generation import _remove_job_output, _scratch, _store, lora_local_file, worker_engine
 
     job = handle.job
     campaign = source.campaign
@@ -276,8 +284,7 @@ def _edit_run(handle: JobHandle, *, source: Clip, batches: list[_Batch], variant
     try:
         # 1. The model (kept by the worker process) and the source clip's frames.
         handle.progress(0.01, "loading the model", force=True)
-        engine = get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
-                            vae_tiling=settings.GENERATION_VAE_TILING)
+        engine = worker_engine()
         adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
         frames = None
 
@@ -320,10 +327,8 @@ def _edit_run(handle: JobHandle, *, source: Clip, batches: list[_Batch], variant
                         for local, name in zip((mp4, jpg, png), _file_names(job, batch.segment, variant)):
                             stored.append(_store(local, name))
                         with transaction.atomic():
-                            if not Job.objects.select_for_update().filter(pk=job.pk,
-                                                                          status=Job.Status.RUNNING).exists():
-                                raise JobCancelled(f"job {job.pk} was cancelled")
-                            Clip.objects.create(
+                            job_lock_mine(job=job)
+                            clip = Clip.objects.create(
                                 organization_id=job.organization_id, campaign=campaign, segment=batch.segment,
                                 profile_id=source.profile_id, job=job, variant=variant, prompt=prompt,
                                 negative_prompt=negative, seed=seed, model=spec.name, lora=lora,
@@ -332,6 +337,9 @@ def _edit_run(handle: JobHandle, *, source: Clip, batches: list[_Batch], variant
                                 video=stored[0], poster=stored[1], mask=stored[2], seconds=round(seconds, 3),
                                 parent=source, edit=batch.edit, conditioning=output.conditioning,
                             )
+                            webhook_clip_event(clip=clip, type="clip.pending_review")
+                    except JobLost:
+                        raise  # another worker's attempt owns these (fixed) names now
                     except BaseException:
                         _delete_quietly(stored)
                         raise

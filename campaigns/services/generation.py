@@ -22,8 +22,9 @@ from campaigns import selectors
 from campaigns.models import Campaign, Clip, Job, LoraAdapter, Segment
 
 from .campaigns import model_spec
-from .jobs import TRANSIENT_ERRORS, JobCancelled, JobHandle
+from .jobs import TRANSIENT_ERRORS, JobCancelled, JobHandle, job_lock_mine
 from .segments import segment_settings_fill
+from .webhooks import webhook_campaign_status_changed, webhook_clip_event
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,14 @@ def local_model_path() -> Path:
     return resolve_model_path(settings.GENERATION_MODEL, Path(settings.MODEL_CACHE_DIR))
 
 
+def worker_engine():
+    """This worker process's engine (loaded once, kept): the configured model and its options."""
+    from generation.engine import get_engine
+
+    return get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
+                      vae_tiling=settings.GENERATION_VAE_TILING, max_adapters=settings.GENERATION_MAX_ADAPTERS)
+
+
 def lora_local_file(lora: LoraAdapter) -> Path:
     """The adapter's file on this worker's disk, fetched from storage once."""
     target = Path(settings.WORK_DIR) / "loras" / f"lora-{lora.pk}-v{lora.version}.safetensors"
@@ -114,7 +123,7 @@ def _remove_job_output(job: Job) -> None:
 
 def campaign_generate_run(handle: JobHandle) -> dict:
     """The work of a GENERATE_CLIPS job."""
-    from generation.engine import GenerationCancelled, get_engine
+    from generation.engine import GenerationCancelled
 
     job = handle.job
     campaign = Campaign.objects.select_related("brand").get(pk=job.campaign_id)
@@ -138,8 +147,7 @@ def campaign_generate_run(handle: JobHandle) -> dict:
 
         # 2. The model: loaded once per worker process and kept.
         handle.progress(0.01, "loading the model", force=True)
-        engine = get_engine(local_model_path(), cpu_offload=settings.GENERATION_CPU_OFFLOAD,
-                            vae_tiling=settings.GENERATION_VAE_TILING)
+        engine = worker_engine()
         adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
         start_image = _start_image(campaign)
 
@@ -197,9 +205,10 @@ def campaign_generate_run(handle: JobHandle) -> dict:
         _settle(campaign)  # failed for good: the clips made so far stay reviewable
         raise
 
-    Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
+    if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
         status=Campaign.Status.IN_REVIEW, updated_at=timezone.now()
-    )
+    ):
+        webhook_campaign_status_changed(campaign=campaign, previous=Campaign.Status.GENERATING)
     clips = Clip.objects.filter(job=job).count()
     result = {"clips": clips, "made_this_attempt": made, "lora_version": lora.version if lora else None,
               "forward_calls_last_segment": engine.last_forward_calls, "prompt_expansion": expansion}
@@ -298,11 +307,13 @@ def _store_clip(*, job: Job, campaign: Campaign, segment: Segment, variant: int,
     video_name, poster_name = _file_names(job, segment, variant)
     stored_video, stored_poster = _store(mp4, video_name), _store(jpg, poster_name)
     with transaction.atomic():
-        if not Job.objects.select_for_update().filter(pk=job.pk, status=Job.Status.RUNNING).exists():
+        try:
+            job_lock_mine(job=job)
+        except JobCancelled:
             for name in (stored_video, stored_poster):
                 default_storage.delete(name)
-            raise JobCancelled(f"job {job.pk} was cancelled")
-        Clip.objects.create(
+            raise
+        clip = Clip.objects.create(
             organization_id=job.organization_id, campaign=campaign, segment=segment, job=job,
             variant=variant, prompt=prompt, negative_prompt=negative, seed=seed, model=spec.name,
             lora=lora, lora_version=lora.version if lora else None, steps=steps, guidance=guidance,
@@ -310,6 +321,7 @@ def _store_clip(*, job: Job, campaign: Campaign, segment: Segment, variant: int,
             fps=campaign.fps, video=stored_video, poster=stored_poster, seconds=round(seconds, 3),
             conditioning=conditioning, plan=plan or {},
         )
+        webhook_clip_event(clip=clip, type="clip.pending_review")  # sent once this clip's row commits
 
 
 def _start_image(campaign: Campaign):
@@ -335,10 +347,11 @@ def _image_to_video(engine, **arguments) -> tuple[list, list[str], float]:
 
 def _settle(campaign: Campaign) -> None:
     """A generation that ended without finishing leaves the campaign as its clips say."""
-    Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
+    if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.GENERATING).update(
         status=Campaign.Status.IN_REVIEW if campaign.clips.exists() else Campaign.Status.DRAFT,
         updated_at=timezone.now(),
-    )
+    ):
+        webhook_campaign_status_changed(campaign=campaign, previous=Campaign.Status.GENERATING)
 
 
 def _scratch() -> Path:

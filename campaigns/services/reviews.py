@@ -7,6 +7,8 @@ from django.utils import timezone
 from campaigns.errors import Conflict
 from campaigns.models import ApiKey, Clip, Membership, Review
 
+from .webhooks import webhook_clip_event
+
 REVIEWER_ROLES = {Membership.Role.REVIEWER, Membership.Role.ADMIN}
 
 
@@ -34,4 +36,5 @@ def clip_review(*, clip: Clip, decision: str, note: str = "", user=None, api_key
     clip.save(update_fields=["status", "decided_at"])
     Review.objects.create(organization_id=clip.organization_id, clip=clip, reviewer=user, api_key=api_key,
                           decision=decision, note=note or "")
+    webhook_clip_event(clip=clip, type=f"clip.{clip.status}")  # clip.approved / clip.rejected, after commit
     return clip

@@ -190,4 +190,6 @@ def lora_train_run(handle: JobHandle) -> dict:
     )
     shutil.rmtree(work, ignore_errors=True)
     return {"lora_version": lora.version, "final_loss": losses[-1] if losses else None,
-            "checkpoint": (job.result or {}).get("checkpoint")}
+            "checkpoint": (job.result or {}).get("checkpoint"),
+            # The step an earlier attempt's checkpoint let this one start from (None: from step 0).
+            "resumed_from_step": checkpoint["step"] if checkpoint else None}

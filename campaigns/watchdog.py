@@ -1,0 +1,44 @@
+"""The dead-worker watchdog that every Celery worker runs (see campaigns.services.jobs).
+
+A thread started when the worker is ready says the worker is alive (`FleetWorker.seen_at`,
+which adapter-affine routing reads) and calls `jobs_requeue_stale`, every
+JOB_WATCHDOG_INTERVAL_S. Every worker runs one, so the job of a dead worker is requeued as long
+as any worker lives; `select_for_update(skip_locked=True)` keeps two watchdogs from requeuing
+the same job twice.
+"""
+import logging
+import threading
+
+logger = logging.getLogger(__name__)
+
+_started = threading.Event()
+
+
+def watchdog_loop(stop: threading.Event, hostname: str, gpu: bool) -> None:
+    from django.conf import settings
+    from django.db import DatabaseError, connection
+
+    from campaigns.services.fleet import fleet_worker_seen
+    from campaigns.services.jobs import jobs_requeue_stale
+
+    wait = 0.0  # say "alive" at once: routing to this worker's own queue needs it
+    while not stop.wait(wait):
+        wait = settings.JOB_WATCHDOG_INTERVAL_S
+        try:
+            fleet_worker_seen(hostname=hostname, gpu=gpu)
+            jobs_requeue_stale()
+        except DatabaseError as exc:  # the database is away; look again next time
+            logger.warning("job watchdog: %s", exc)
+        finally:
+            connection.close()  # hold no connection between looks (4 a minute)
+
+
+def watchdog_start(hostname: str, *, gpu: bool = False, stop: threading.Event | None = None) -> threading.Thread | None:
+    """Start this process's watchdog thread, once; returns it (None when one already runs)."""
+    if _started.is_set():
+        return None
+    _started.set()
+    thread = threading.Thread(target=watchdog_loop, args=(stop or threading.Event(), hostname, gpu),
+                              name="job-watchdog", daemon=True)
+    thread.start()
+    return thread
