@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import services
@@ -56,7 +57,7 @@ def test_a_silent_job_is_requeued_and_its_old_worker_cannot_write(org):
         JobHandle(old_attempt).progress(0.5, force=True)
 
 
-def test_a_job_that_kills_its_workers_fails_saying_why(org, manage_client):
+def test_a_job_that_kills_its_workers_fails_saying_why(org, manage_client, client):
     campaign = factories.CampaignFactory(organization=org, width=1920, height=1920, num_frames=257)
     job = _running(factories.JobFactory(organization=org, kind=Job.Kind.GENERATE_CLIPS, campaign=campaign),
                    silent_s=settings.JOB_HEARTBEAT_TIMEOUT_S + 1, worker_losses=settings.JOB_MAX_ATTEMPTS - 1)
@@ -67,6 +68,12 @@ def test_a_job_that_kills_its_workers_fails_saying_why(org, manage_client):
                                 f"memory at 1920×1920 × 257 frames")
     body = manage_client.get(f"/api/v1/jobs/{job.pk}").json()
     assert body["status"] == "failed" and "worker died 3 times" in body["error"]
+    # The dashboard's job list says it too.
+    user = factories.UserFactory()
+    factories.MembershipFactory(user=user, organization=org)
+    client.force_login(user)
+    page = client.get(reverse("dashboard:job-list")).content.decode()
+    assert "the worker died 3 times on this job: likely out of memory at 1920×1920 × 257 frames" in page
     # A redelivered task finds it failed and leaves it.
     assert job_start(job_id=job.pk) is None
 
