@@ -215,7 +215,9 @@ CACHES = {
 # Celery: JSON only, late acks so a dead worker's job is redelivered, one GPU job at a time.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
+    # The embedded default's broker: message files in a folder (BROKER_DIR) that every process
+    # of this machine shares.
+    _broker_dir = Path(env.str("BROKER_DIR", default=str(VAR_DIR / "broker")))
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -116,6 +116,42 @@ def test_a_killed_generation_worker_leaves_every_clip_once(org, s3_endpoint, s3_
     assert stored == {c.video.name for c in clips} | {c.poster.name for c in clips}  # no orphans
 
 
+@pytest.mark.worker
+def test_the_embedded_defaults_worker_recovers_a_dead_workers_job_too(org, s3_endpoint, tmp_path):
+    """The filesystem broker (make demo's) forgets a message once a worker has taken it: the
+    watchdog of the next worker is what brings the job back."""
+    from kombu import Connection
+
+    from adplatform.celery import app
+
+    broker = {"CELERY_BROKER_URL": "filesystem://", "BROKER_DIR": str(tmp_path / "broker"),
+              "GENERATION_MICRO_BATCH": "1"}
+    folder = str(tmp_path / "broker" / "queue")
+    first = start_worker_process(s3_endpoint, tmp_path / "w1", **broker)
+    try:
+        wait_for(lambda: FleetWorker.objects.exists(), timeout=180, interval=0.2)
+        brand = services.brand_create(organization=org, name="Embedded", style_notes="clean")
+        campaign = services.campaign_create(
+            organization=org, brand=brand, name="Local", brief="Trail shoes", num_frames=9, width=32, height=32,
+            segments=[{"name": n, "attributes": {}, "setting": "a white studio"} for n in ("a", "b", "c")])
+        job = services.campaign_generate(campaign=campaign, steps=20, variants_per_segment=2)
+        options = {"data_folder_in": folder, "data_folder_out": folder, "store_processed": False}
+        with Connection("filesystem://", transport_options=options) as connection:
+            app.send_task("gpu.campaign_generate", args=[job.pk], connection=connection)
+        wait_for(lambda: Clip.objects.filter(job=job).exists(), timeout=300, interval=0.05)
+    finally:
+        stop(first, signal.SIGKILL)
+    assert Clip.objects.filter(job=job).count() < 6
+    second = start_worker_process(s3_endpoint, tmp_path / "w2", **broker)
+    try:
+        wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=400, interval=0.5)
+    finally:
+        log = stop(second)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and (job.attempts, job.worker_losses) == (2, 1), job.error + log[-3000:]
+    assert Clip.objects.filter(job=job).count() == 6
+
+
 # --- budgets and per-organization limits ------------------------------------------------------
 
 def _campaign(org, segments: int = 1, **fields):
