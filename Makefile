@@ -11,7 +11,7 @@ DEV := DJANGO_DEBUG=1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test run worker web venv browser clean tiny-model
+.PHONY: demo test test-fast run worker web venv browser clean tiny-model
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ browser:
 test: venv browser
 	$(BIN)/python infra/check_services.py
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The fast suite for the edit-test loop: everything but the tests that run real workers or a
+# browser (still against PostgreSQL, Redis and S3). `make test` runs everything.
+test-fast: venv
+	$(BIN)/python infra/check_services.py
+	$(BIN)/python -m pytest -q -m "not worker and not browser" $(PYTEST_ARGS)
 
 # Rebuilds generation/checkpoints/tiny (the default `tiny` model) from scratch on the toy world, in
 # two stages: the toy world's captions (var/tiny-toy-stage), then the platform's prompts and motion

@@ -144,3 +144,13 @@ def serve_client(org):
 @pytest.fixture
 def full_client(org):
     return api_client_for(org, ["serve", "manage"])
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that runs a real worker (the `worker` fixture, or worker processes of its own) is
+    marked `worker`, every page test `browser`, so that `make test-fast` can leave them out."""
+    for item in items:
+        if {"worker", "celery_test_worker"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.worker)
+        if "/tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
