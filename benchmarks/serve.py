@@ -96,7 +96,7 @@ def main() -> None:
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         if any(r["non2xx"] or r["errors"] for r in (floor, clip, returning)):
             print("WARNING: some requests failed; the figures are not valid", file=sys.stderr)
-        print(json.dumps({"rps": round(clip["rps"], 1), "p50_ms": round(clip["p50_ms"], 2),
+        print(json.dumps({"client": tool, "rps": round(clip["rps"], 1), "p50_ms": round(clip["p50_ms"], 2),
                           "p99_ms": round(clip["p99_ms"], 2), "floor_rps": round(floor["rps"], 1),
                           "ratio": round(ratio, 3), "returning_rps": round(returning["rps"], 1),
                           "returning_p50_ms": round(returning["p50_ms"], 2),
@@ -360,10 +360,10 @@ async def _drive(url: str, header: str, seconds: float, connections: int, profil
             writer.write(f"GET {target} HTTP/1.1\r\nHost: {parts.hostname}\r\n{extra}\r\n".encode())
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                await reader.readexactly(length)
-            except (asyncio.IncompleteReadError, ConnectionError, StopIteration):
+                headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+                headers = {name.strip().lower(): value.strip().lower() for name, value in headers.items()}
+                await reader.readexactly(int(headers[b"content-length"]))
+            except (asyncio.IncompleteReadError, ConnectionError, KeyError, ValueError):
                 failures["errors"] += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
@@ -371,6 +371,11 @@ async def _drive(url: str, header: str, seconds: float, connections: int, profil
             latencies.append(time.perf_counter() - started)
             if not head.startswith(b"HTTP/1.1 2"):
                 failures["non2xx"] += 1
+            if headers.get(b"connection") == b"close":
+                # Gunicorn's sync workers answer one request per connection: open the next one, as
+                # a browser or wrk does (its time counts in the next request's latency).
+                writer.close()
+                reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         writer.close()
 
     began = time.monotonic()
