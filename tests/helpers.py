@@ -1,18 +1,77 @@
-"""Helpers shared by test modules: real Celery worker processes that a test can kill, and HTTP
-servers on loopback that play a receiver or an upstream service."""
+"""Helpers shared by test modules: API error checks, waiting, test media, real Celery worker
+processes that a test can kill, and HTTP servers on loopback that play a receiver or an upstream."""
+import io
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+import numpy as np
+from django.core.files.storage import default_storage
+from PIL import Image
 
 from django.conf import settings
 
 from tests.conftest import BUCKET
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()["error"]
+    assert set(body) == {"code", "message", "details"}
+    assert body["message"]
+    if code:
+        assert body["code"] == code, body
+    return body
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def assert_web_process_stays_light(*, imports: str, heavy: tuple[str, ...]) -> None:
+    """In a fresh interpreter set up like the web process, run ``imports`` (plus Celery's task
+    discovery) and fail if any of the ``heavy`` modules got imported."""
+    code = (
+        "import sys, django; django.setup();"
+        f"{imports};"
+        "from adplatform.celery import app; app.loader.import_default_modules();"
+        f"heavy = [m for m in {heavy!r} if m in sys.modules];"
+        "print('HEAVY', heavy); sys.exit(1 if heavy else 0)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "adplatform.settings_test"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def image_bytes(fmt: str = "PNG", size=(40, 24), colour=(228, 87, 46)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format=fmt)
+    return out.getvalue()
+
+
+def decode(name: str) -> np.ndarray:
+    import imageio.v3 as iio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "clip.mp4"
+        with default_storage.open(name, "rb") as fh:
+            local.write_bytes(fh.read())
+        return np.stack(list(iio.imiter(local, plugin="FFMPEG")))
 
 
 def start_worker_process(s3_endpoint: str, work_dir: Path, **extra_env: str) -> subprocess.Popen:

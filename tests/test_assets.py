@@ -1,26 +1,18 @@
 """Brand assets: sniffed by content, measured, stored once, and every bad upload refused cleanly."""
-import io
 import struct
 import zlib
 
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
 
 from campaigns import services
 from campaigns.models import BrandAsset, Job, LoraAdapter
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.test_foundation import assert_error
+from tests.helpers import assert_error, image_bytes
 
 pytestmark = pytest.mark.django_db
-
-
-def image_bytes(fmt: str = "PNG", size=(40, 24), colour=(228, 87, 46)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format=fmt)
-    return out.getvalue()
 
 
 def mp4_bytes(frames: int = 9, size=(32, 48)) -> bytes:

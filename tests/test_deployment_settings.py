@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.helpers import assert_error
 
-from tests.test_foundation import assert_error
 
 ROOT = Path(__file__).resolve().parent.parent
 

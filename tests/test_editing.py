@@ -22,7 +22,7 @@ from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, MAX_EDIT_VARIANTS,
 from generation.families import MAX_FRAMES
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.test_foundation import assert_error, wait_for
+from tests.helpers import assert_error, wait_for
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,7 @@ from campaigns.models import Clip, FleetWorker, Job
 from campaigns.services.jobs import JobHandle, JobLost, job_finish, job_start, jobs_requeue_stale
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.helpers import start_worker_process, stop
-from tests.test_foundation import wait_for
+from tests.helpers import start_worker_process, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 _names = itertools.count()

@@ -14,8 +14,7 @@ import pytest
 from campaigns import services
 from campaigns.models import Clip, FleetWorker, Job
 from tests.conftest import bucket_keys
-from tests.helpers import start_worker_process, stop
-from tests.test_foundation import wait_for
+from tests.helpers import start_worker_process, stop, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

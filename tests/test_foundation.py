@@ -20,20 +20,10 @@ from campaigns.files import signed_url
 from campaigns.models import ApiKey, Job
 from tests import factories
 from tests.conftest import BUCKET
+from tests.helpers import assert_error, assert_web_process_stays_light, wait_for
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()["error"]
-    assert set(body) == {"code", "message", "details"}
-    assert body["message"]
-    if code:
-        assert body["code"] == code, body
-    return body
 
 
 # --- API keys and scopes -------------------------------------------------------------------------
@@ -212,16 +202,6 @@ def test_own_job_is_visible(manage_client, org):
 
 # --- jobs through a real worker ------------------------------------------------------------------
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 @pytest.mark.worker
 def test_selftest_job_runs_on_a_real_worker(worker, org):
     job = services.job_create(organization=org, kind=Job.Kind.SELFTEST, params={"steps": 4, "delay": 0.2})
@@ -368,21 +348,6 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
-
-
-def assert_web_process_stays_light(*, imports: str, heavy: tuple[str, ...]) -> None:
-    """In a fresh interpreter set up like the web process, run ``imports`` (plus Celery's task
-    discovery) and fail if any of the ``heavy`` modules got imported."""
-    code = (
-        "import sys, django; django.setup();"
-        f"{imports};"
-        "from adplatform.celery import app; app.loader.import_default_modules();"
-        f"heavy = [m for m in {heavy!r} if m in sys.modules];"
-        "print('HEAVY', heavy); sys.exit(1 if heavy else 0)"
-    )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "adplatform.settings_test"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_web_process_never_imports_torch():

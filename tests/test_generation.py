@@ -1,16 +1,13 @@
 """Campaigns and clip generation through the API and a real worker, on the tiny checkpoint."""
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.storage import default_storage
 
 from campaigns import services
 from campaigns.models import Campaign, Clip, Job, Review
 from tests import factories
 from tests.conftest import bucket_keys, worker_wait_idle
-from tests.test_foundation import assert_error, wait_for
+from tests.helpers import assert_error, decode, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -111,16 +108,6 @@ def test_clip_status_filter_is_validated(manage_client, brand):
 
 
 # --- generation through a real worker ------------------------------------------------------------
-
-def decode(name: str) -> np.ndarray:
-    import imageio.v3 as iio
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "clip.mp4"
-        with default_storage.open(name, "rb") as fh:
-            local.write_bytes(fh.read())
-        return np.stack(list(iio.imiter(local, plugin="FFMPEG")))
-
 
 def run_generation(client, campaign_id: int, **body) -> Job:
     response = client.post(f"/api/v1/campaigns/{campaign_id}/generate", {"steps": 2, **body}, format="json")

@@ -12,7 +12,7 @@ from campaigns.bounded_json import JsonTooDeep, json_depth, json_loads
 from campaigns.errors import TooLarge
 from campaigns.models import BrandAsset, Campaign
 from tests import factories
-from tests.test_foundation import assert_error
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from campaigns import services
 from campaigns.models import Clip, Job, LoraAdapter
-from tests.helpers import start_worker_process, stop
-from tests.test_assets import image_bytes
-from tests.test_foundation import wait_for
+from tests.helpers import image_bytes, start_worker_process, stop, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -97,7 +95,7 @@ def test_generation_uses_the_brands_newest_lora(worker, org, manage_client):
     plain, styled = Clip.objects.get(job=before), Clip.objects.get(job=after)
     assert (plain.lora_version, styled.lora_version) == (None, 1)
     assert plain.seed == styled.seed  # same slot, same seed: only the LoRA differs
-    from tests.test_generation import decode
+    from tests.helpers import decode
 
     assert (decode(plain.video.name) != decode(styled.video.name)).any()
     listed = manage_client.get(f"/api/v1/campaigns/{campaign.pk}/clips").json()

@@ -29,8 +29,7 @@ from generation.prompts import MAX_BRIEF_CHARS
 from generation.setting_suggest import suggest_settings
 from tests import factories
 from tests.conftest import api_client_for
-from tests.helpers import LoopbackServer
-from tests.test_foundation import assert_error
+from tests.helpers import LoopbackServer, assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from campaigns import services
 from campaigns.models import Clip, Event, Profile, SegmentMembership
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.test_foundation import assert_error
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from campaigns.services.segmentation import campaign_segment_run, segments_embed
 from generation import embeddings
 from generation.segmentation import describe, kmeans, nearest, segment
 from tests import factories
-from tests.test_foundation import assert_web_process_stays_light, wait_for
+from tests.helpers import assert_web_process_stays_light, wait_for
 
 
 HIKERS = [{"interests": ["hiking", "camping"], "style": "outdoor"}, {"interests": ["hiking", "trail running"],

@@ -16,7 +16,7 @@ from campaigns.selectors_serving import campaign_stats
 from campaigns.services.serving import signed_urls_forget, thompson_choice
 from tests import factories
 from tests.conftest import api_client_for
-from tests.test_foundation import assert_error
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 APPROVED = Clip.Status.APPROVED

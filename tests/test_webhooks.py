@@ -14,8 +14,7 @@ from campaigns.models import Campaign, Clip, Job, WebhookDelivery, WebhookEndpoi
 from campaigns.services import webhooks
 from tests import factories
 from tests.conftest import api_client_for
-from tests.helpers import LoopbackServer
-from tests.test_foundation import assert_error, wait_for
+from tests.helpers import LoopbackServer, assert_error, wait_for
 
 pytestmark = pytest.mark.django_db
 
