@@ -85,11 +85,6 @@ def _make_samples(folder: Path) -> list[TrainingSample]:
         path = folder / f"colour{index}.png"
         Image.new("RGB", (64, 64), colour).save(path)
         samples.append(TrainingSample(path=path, kind="image", caption=f"sks brand, colour {index}"))
-    try:
-        import imageio_ffmpeg  # noqa: F401  (the clip needs its ffmpeg binary)
-    except ImportError:
-        print("note: imageio-ffmpeg is not installed; training on the images only")
-        return samples
     frames = np.zeros((24, 64, 64, 3), dtype=np.uint8)
     frames[..., 0] = np.linspace(0, 255, 24, dtype=np.uint8)[:, None, None]
     clip = folder / "fade.mp4"
@@ -99,15 +94,9 @@ def _make_samples(folder: Path) -> list[TrainingSample]:
 
 
 def _load_pipeline(model_path: Path, device: torch.device):
-    """The pipeline as a GPU worker holds it: through generation.engine when it is there."""
-    try:
-        from generation.engine import Engine
-    except ImportError:
-        from diffusers import WanPipeline
+    """The pipeline as a GPU worker holds it: through generation.engine."""
+    from generation.engine import Engine
 
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        pipe = WanPipeline.from_pretrained(model_path, dtype=dtype).to(device)
-        return pipe, "diffusers set_adapters"
     return Engine(model_path, device=device).pipe, "set_adapters on generation.engine's pipeline"
 
 

@@ -143,6 +143,8 @@ class Job(OrgOwned):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     message = models.CharField(max_length=500, blank=True)
+    # What the work reports beside the fraction, as data (LoRA training: {"step", "total", "loss"}).
+    progress_data = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Workers that died (or went silent) while running this job; JOB_MAX_ATTEMPTS of them fail it.

@@ -111,21 +111,6 @@ def review_list(*, organization: Organization) -> QuerySet[Review]:
     )
 
 
-def event_counts_for_campaign(*, campaign: Campaign) -> dict[int, dict[str, int]]:
-    """Impressions, clicks and completes per clip id of a campaign, counted from its Event rows."""
-    from django.db.models import Count
-
-    from campaigns.models import Event
-
-    counts: dict[int, dict[str, int]] = {}
-    rows = (Event.objects.filter(organization_id=campaign.organization_id, clip__campaign=campaign)
-            .values("clip_id", "type").annotate(n=Count("id")))
-    for row in rows:
-        counts.setdefault(row["clip_id"], {"impressions": 0, "clicks": 0, "completes": 0})
-        counts[row["clip_id"]][{"impression": "impressions", "click": "clicks", "complete": "completes"}[row["type"]]] = row["n"]
-    return counts
-
-
 def profile_get(*, organization: Organization, external_id: str) -> Profile:
     return get_object_or_404(Profile.objects.filter(organization=organization), external_id=external_id)
 

@@ -15,11 +15,17 @@ def profile_memberships(*, profile: Profile) -> QuerySet[SegmentMembership]:
             .select_related("segment").order_by("campaign_id"))
 
 
+def rate(part: int, impressions: int) -> float | None:
+    """The platform's one definition of a rate per impression (click-through, completion): a
+    fraction, or None before the first impression."""
+    return part / impressions if impressions else None
+
+
 def _rates(impressions: int, clicks: int, completes: int) -> dict:
-    # ctr is 0.0, not null, before the first impression: the dashboard shows numbers, not blanks.
+    # The API's rates are 0.0, not null, before the first impression (its contract: numbers).
     return {"impressions": impressions, "clicks": clicks, "completes": completes,
-            "ctr": round(clicks / impressions, 4) if impressions else 0.0,
-            "completion_rate": round(completes / impressions, 4) if impressions else 0.0}
+            "ctr": round(rate(clicks, impressions) or 0.0, 4),
+            "completion_rate": round(rate(completes, impressions) or 0.0, 4)}
 
 
 def campaign_stats(*, campaign: Campaign) -> dict:

@@ -89,6 +89,10 @@ def test_generation_uses_the_brands_newest_lora(worker, org, manage_client):
     train = services.brand_train(brand=brand, steps=40, rank=4, learning_rate=5e-3)
     wait_for(lambda: Job.objects.get(pk=train.pk).is_finished, timeout=240)
     assert Job.objects.get(pk=train.pk).status == Job.Status.SUCCEEDED, Job.objects.get(pk=train.pk).error
+    # A late step's figures (progress is written at most 5 times a second), as data for the brand
+    # page's live chart, not parsed from the message.
+    data = Job.objects.get(pk=train.pk).progress_data
+    assert data["total"] == 40 and 1 <= data["step"] <= 40 and isinstance(data["loss"], float)
 
     after = services.campaign_generate(campaign=campaign, steps=2)
     wait_for(lambda: Job.objects.get(pk=after.pk).is_finished, timeout=120)

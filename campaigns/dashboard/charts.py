@@ -49,8 +49,11 @@ def loss_chart(losses: list[float], *, width: int = 560, height: int = 190) -> L
 
 
 def ctr(impressions: int, clicks: int) -> float | None:
-    """Click-through rate in percent, or None before the first impression."""
-    return round(100.0 * clicks / impressions, 1) if impressions else None
+    """Click-through rate in percent (the platform's `rate`), or None before the first impression."""
+    from campaigns.selectors_serving import rate
+
+    fraction = rate(clicks, impressions)
+    return None if fraction is None else round(100.0 * fraction, 1)
 
 
 def bar_width(value: float | None, maximum: float | None) -> float:

@@ -146,8 +146,10 @@ class JobHandle:
         by another worker after this one was presumed dead."""
         return Job.objects.filter(pk=self.job.pk, status=Job.Status.RUNNING, attempts=self.job.attempts)
 
-    def progress(self, fraction: float, message: str | None = None, *, force: bool = False) -> None:
-        """Record progress (0..1); raises JobCancelled when the job was cancelled (or taken over) meanwhile."""
+    def progress(self, fraction: float, message: str | None = None, *, force: bool = False,
+                 data: dict | None = None) -> None:
+        """Record progress (0..1), with `data` (JSON) for pages that chart it; raises JobCancelled
+        when the job was cancelled (or taken over) meanwhile."""
         now = time.monotonic()
         if not force and now - self._last_write < PROGRESS_INTERVAL_S:
             return
@@ -155,6 +157,8 @@ class JobHandle:
         fields: dict[str, Any] = {"progress": max(0.0, min(1.0, fraction)), "heartbeat_at": timezone.now()}
         if message is not None:
             fields["message"] = message[:500]
+        if data is not None:
+            fields["progress_data"] = data
         # The filter makes the write and the cancellation check one statement.
         if not self._mine().update(**fields):
             self._gone()
@@ -170,10 +174,10 @@ class JobHandle:
             raise JobCancelled(f"job {self.job.pk} was cancelled")
         raise JobLost(f"job {self.job.pk} was taken over by another worker")
 
-    def keep_going(self, fraction: float, message: str | None = None) -> bool:
+    def keep_going(self, fraction: float, message: str | None = None, *, data: dict | None = None) -> bool:
         """For engine callbacks that answer "go on?" instead of raising."""
         try:
-            self.progress(fraction, message)
+            self.progress(fraction, message, data=data)
         except JobCancelled:
             return False
         return True

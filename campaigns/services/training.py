@@ -147,7 +147,8 @@ def lora_train_run(handle: JobHandle) -> dict:
         handle.progress(0.0, "preparing the dataset", force=True)
 
     def on_step(step: int, total: int, loss: float) -> bool:
-        return handle.keep_going(step / total, f"step {step}/{total} loss {loss:.4f}")
+        return handle.keep_going(step / total, f"step {step}/{total} loss {loss:.4f}",
+                                 data={"step": step, "total": total, "loss": round(float(loss), 6)})
 
     def on_checkpoint(path: Path, step: int) -> None:
         ckpt_prefix = f"{prefix}/checkpoints/step-{step}"

@@ -18,7 +18,8 @@ def test_training_panel_follows_the_job(page, member, shoot):
     org = user.memberships.get().organization
     brand = factories.BrandFactory(organization=org, name="Lakeside")
     job = factories.JobFactory(organization=org, brand=brand, kind=Job.Kind.TRAIN_LORA, status=Job.Status.RUNNING,
-                               progress=0.3, message="step 3/10 loss 0.9000")
+                               progress=0.3, message="step 3/10 loss 0.9000",
+                               progress_data={"step": 3, "total": 10, "loss": 0.9})
     LoraAdapter.objects.create(organization=org, brand=brand, version=1, base_model="tiny", job=job,
                                parameters={"steps": 10, "rank": 8})
     sign_in(page, user)
@@ -28,7 +29,8 @@ def test_training_panel_follows_the_job(page, member, shoot):
     expect(panel.locator("figure[data-live-loss] polyline")).to_have_count(1)
 
     for step, loss in [(5, 0.7), (8, 0.45)]:
-        Job.objects.filter(pk=job.pk).update(progress=step / 10, message=f"step {step}/10 loss {loss:.4f}")
+        Job.objects.filter(pk=job.pk).update(progress=step / 10, message=f"step {step}/10 loss {loss:.4f}",
+                                             progress_data={"step": step, "total": 10, "loss": loss})
         expect(panel.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", str(step * 10))
     points = panel.locator("figure[data-live-loss] polyline").get_attribute("points").split()
     assert len(points) == 3, points  # one point per step the page saw

@@ -1,5 +1,4 @@
 """Brands: create and edit, upload assets, train the brand's style (LoRA) and watch it learn."""
-import re
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,7 +24,6 @@ from campaigns.errors import ServiceError
 from campaigns.files import signed_url
 from campaigns.models import BrandAsset, Job
 
-STEP_LOSS = re.compile(r"step\s+(\d+)\s*/\s*(\d+)\s+loss\s+([-+0-9.eE]+|nan|inf)")
 
 
 @org_view
@@ -61,10 +59,8 @@ def _training_context(request, brand) -> dict:
     loras = list(selectors.lora_list_for_brand(brand=brand).select_related("job"))
     shown = next((lora for lora in loras if job and lora.job_id == job.pk), loras[0] if loras else None)
     live = None
-    if job and not job.is_finished:
-        match = STEP_LOSS.search(job.message or "")
-        if match:
-            live = {"step": int(match.group(1)), "total": int(match.group(2)), "loss": match.group(3)}
+    if job and not job.is_finished and {"step", "total", "loss"} <= set(job.progress_data or {}):
+        live = {key: job.progress_data[key] for key in ("step", "total", "loss")}
     return {
         "brand": brand,
         "job": job,

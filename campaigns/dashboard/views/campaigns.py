@@ -15,6 +15,7 @@ from campaigns.dashboard.forms import CampaignForm, GenerateForm, SegmentSetting
 from campaigns.errors import ServiceError
 from campaigns.files import signed_url
 from campaigns.models import Campaign, Clip, Job
+from campaigns.selectors_serving import campaign_stats
 
 # The status moves a marketer makes from the campaign page, and the button each gets.
 STATUS_ACTIONS = {
@@ -64,24 +65,11 @@ def campaign_create(request):
 
 
 def _performance(campaign) -> tuple[dict[int, dict], dict[int, int]]:
-    """Per clip {impressions, clicks, completes, viewers} and viewers per segment.
-
-    From the serving side's ``campaign_stats`` (per-clip counters) when it is there; else counted
-    from the campaign's Event rows.
-    """
-    try:
-        from campaigns.selectors_serving import campaign_stats
-    except ImportError:
-        campaign_stats = None
-    if campaign_stats is not None:
-        stats = campaign_stats(campaign=campaign)
-        rows = [row for seg in stats["segments"] for row in seg["clips"]] + stats.get("unsegmented_clips", [])
-        return ({row["id"]: row for row in rows},
-                {seg["id"]: seg.get("viewers", 0) for seg in stats["segments"]})
-    counts = selectors.event_counts_for_campaign(campaign=campaign)
-    viewers = dict(selectors.segment_list_for_campaign(campaign=campaign).annotate(n=Count("memberships"))
-                   .values_list("id", "n"))
-    return counts, viewers
+    """Per clip {impressions, clicks, completes, viewers} and viewers per segment, from the
+    serving side's per-clip counters (``campaign_stats``)."""
+    stats = campaign_stats(campaign=campaign)
+    rows = [row for seg in stats["segments"] for row in seg["clips"]] + stats.get("unsegmented_clips", [])
+    return ({row["id"]: row for row in rows}, {seg["id"]: seg.get("viewers", 0) for seg in stats["segments"]})
 
 
 def _clip_view(clip: Clip, counts: dict, request) -> dict:
