@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from campaigns import services
 from campaigns.models import Clip, Job, LoraAdapter
+from tests.conftest import bucket_keys
 from tests.helpers import image_bytes, start_worker_process, stop, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -21,7 +22,7 @@ def brand_with_assets(org, colours=((228, 87, 46), (41, 51, 92), (243, 241, 231)
     return brand
 
 
-def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, tmp_path):
+def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, s3_client, tmp_path):
     from safetensors.torch import load_file
 
     from adplatform.celery import app
@@ -51,6 +52,8 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, 
     assert job.status == Job.Status.SUCCEEDED, job.error + log_second[-3000:]
     assert (job.attempts, job.worker_losses) == (2, 1)
     assert job.result["resumed_from_step"] == checkpoint_step > 0
+    # No checkpoint outlives the run: the LoRA file is all that is left of it in storage.
+    assert not [k for k in bucket_keys(s3_client) if "/checkpoints/" in k]
 
     lora = LoraAdapter.objects.get(job=job)
     assert lora.status == LoraAdapter.Status.SUCCEEDED and lora.file.name.endswith(".safetensors")

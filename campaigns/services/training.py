@@ -94,6 +94,11 @@ def _upload_folder(folder: Path, prefix: str) -> list[str]:
     return names
 
 
+def _delete_files(names: list[str], keep: list[str] = ()) -> None:
+    for name in set(names) - set(keep):
+        default_storage.delete(name)
+
+
 def _download(names: list[str], prefix: str, folder: Path) -> Path:
     for name in names:
         target = folder / name[len(prefix) + 1:]
@@ -154,10 +159,12 @@ def lora_train_run(handle: JobHandle) -> dict:
         ckpt_prefix = f"{prefix}/checkpoints/step-{step}"
         files = _upload_folder(path, ckpt_prefix)
         # Recorded only once every file is stored: a half-uploaded checkpoint is never resumed from.
-        result = {**(Job.objects.get(pk=job.pk).result or {}),
-                  "checkpoint": {"step": step, "prefix": ckpt_prefix, "files": files}}
+        stored = Job.objects.get(pk=job.pk).result or {}
+        result = {**stored, "checkpoint": {"step": step, "prefix": ckpt_prefix, "files": files}}
         Job.objects.filter(pk=job.pk).update(result=result)
         job.result = result
+        # Only the newest checkpoint is ever resumed from: the one before it goes.
+        _delete_files((stored.get("checkpoint") or {}).get("files", []), keep=files)
 
     size = training_size()
     try:
@@ -190,7 +197,10 @@ def lora_train_run(handle: JobHandle) -> dict:
                  "first_loss": losses[0] if losses else None},
     )
     shutil.rmtree(work, ignore_errors=True)
+    # Done: the run's last checkpoint has nothing left to resume, and leaves no file behind.
+    last = (job.result or {}).get("checkpoint") or {}
+    _delete_files(last.get("files", []))
     return {"lora_version": lora.version, "final_loss": losses[-1] if losses else None,
-            "checkpoint": (job.result or {}).get("checkpoint"),
+            "last_checkpoint_step": last.get("step"),
             # The step an earlier attempt's checkpoint let this one start from (None: from step 0).
             "resumed_from_step": checkpoint["step"] if checkpoint else None}
