@@ -8,22 +8,23 @@ the same job twice.
 """
 import logging
 import threading
+import time
 
 logger = logging.getLogger(__name__)
 
 _started = threading.Event()
 
 
-def watchdog_loop(stop: threading.Event, hostname: str, gpu: bool) -> None:
+def watchdog_loop(hostname: str, gpu: bool) -> None:
     from django.conf import settings
     from django.db import DatabaseError, connection
 
     from campaigns.services.fleet import fleet_worker_seen
     from campaigns.services.jobs import jobs_requeue_stale
 
-    wait = 0.0  # say "alive" at once: routing to this worker's own queue needs it
-    while not stop.wait(wait):
-        wait = settings.JOB_WATCHDOG_INTERVAL_S
+    # A daemon thread: it ends with its worker. The first look comes at once (routing to this
+    # worker's own queue needs it alive), then one every JOB_WATCHDOG_INTERVAL_S.
+    while True:
         try:
             fleet_worker_seen(hostname=hostname, gpu=gpu)
             jobs_requeue_stale()
@@ -31,14 +32,15 @@ def watchdog_loop(stop: threading.Event, hostname: str, gpu: bool) -> None:
             logger.warning("job watchdog: %s", exc)
         finally:
             connection.close()  # hold no connection between looks (4 a minute)
+        time.sleep(settings.JOB_WATCHDOG_INTERVAL_S)
 
 
-def watchdog_start(hostname: str, *, gpu: bool = False, stop: threading.Event | None = None) -> threading.Thread | None:
+def watchdog_start(hostname: str, *, gpu: bool = False) -> threading.Thread | None:
     """Start this process's watchdog thread, once; returns it (None when one already runs)."""
     if _started.is_set():
         return None
     _started.set()
-    thread = threading.Thread(target=watchdog_loop, args=(stop or threading.Event(), hostname, gpu),
+    thread = threading.Thread(target=watchdog_loop, args=(hostname, gpu),
                               name="job-watchdog", daemon=True)
     thread.start()
     return thread

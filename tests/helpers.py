@@ -85,11 +85,8 @@ def start_worker_process(s3_endpoint: str, work_dir: Path, **extra_env: str) -> 
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
         "WORK_DIR": str(work_dir), "LORA_CHECKPOINT_EVERY": "20",
     }
-    # Production timing: Redis's visibility timeout (hours) and the job heartbeat's settings are
-    # the defaults; the live worker's watchdog, not the broker, hands the dead worker's job over.
-    for name in ("CELERY_VISIBILITY_TIMEOUT", "JOB_HEARTBEAT_INTERVAL_S", "JOB_HEARTBEAT_TIMEOUT_S",
-                 "JOB_WATCHDOG_INTERVAL_S", "JOB_MAX_ATTEMPTS"):
-        env.pop(name, None)
+    # The production timing, untouched: the broker's redelivery after hours, heartbeats and the
+    # watchdog as settings.py has them; the live worker's watchdog hands a dead worker's job over.
     env.update(extra_env)
     # The log goes to a file: a pipe nobody reads while the test waits would fill and stall the worker.
     work_dir.mkdir(parents=True, exist_ok=True)

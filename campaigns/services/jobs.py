@@ -290,20 +290,21 @@ def job_start(*, job_id: int) -> Job | None:
         return job
 
 
-def _redelivered() -> bool:
-    """Whether the broker marked the task being run as handed back by a consumer that went away."""
+def _task_request():
+    """The Celery request of the task running this job (None outside a worker)."""
     from celery import current_task
 
-    request = getattr(current_task, "request", None)
-    return bool((getattr(request, "delivery_info", None) or {}).get("redelivered"))
+    return getattr(current_task, "request", None)
+
+
+def _redelivered() -> bool:
+    """Whether the broker marked the task being run as handed back by a consumer that went away."""
+    return bool((getattr(_task_request(), "delivery_info", None) or {}).get("redelivered"))
 
 
 def current_worker() -> str:
     """The node name of the Celery worker running this task ("" outside a worker)."""
-    from celery import current_task
-
-    request = getattr(current_task, "request", None)
-    return getattr(request, "hostname", None) or ""
+    return getattr(_task_request(), "hostname", None) or ""
 
 
 def _record_adapter_loads(job: Job) -> None:
