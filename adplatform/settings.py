@@ -107,6 +107,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The clip-for-viewer lookup runs as a server-side prepared statement on PostgreSQL; turn off
 # behind PgBouncer older than 1.21 in transaction mode.
 SERVE_PREPARED_STATEMENTS = env.bool("SERVE_PREPARED_STATEMENTS", default=True)
+# k of k-anonymity: a clustered segment holds at least this many viewers and is described only by
+# attribute values at least this many of them share (campaigns.services.segmentation).
+SEGMENT_MIN_SIZE = max(1, env.int("SEGMENT_MIN_SIZE", default=20))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,5 +1,9 @@
 """Audience segments from profile embeddings: k-means, words for each cluster, nearest centroid.
 
+Segments are k-anonymous (``min_size``, the SEGMENT_MIN_SIZE setting): a cluster smaller than
+``min_size`` merges into its nearest neighbour, and a cluster is described only by values that at
+least ``min_size`` of its members hold, so no segment's words, name or centroid single anyone out.
+
 Embeddings are unit vectors, so distances are cosine distances (1 − dot product) and centroids
 are re-normalised onto the sphere. Knows nothing of Django; scikit-learn is imported inside
 ``kmeans`` so that merely importing this module stays cheap.
@@ -97,12 +101,13 @@ def _value_counts(members: list[dict]) -> dict[str, Counter]:
     return counts
 
 
-def describe(members: list[dict], population: list[dict] | None = None) -> tuple[str, dict]:
+def describe(members: list[dict], population: list[dict] | None = None, min_count: int = 1) -> tuple[str, dict]:
     """A cluster in words: (name, attributes) from its members' most common attribute values.
 
-    Attributes keep, per key, the values held by at least half the members (a list key keeps up to
-    five items, most common first; a single-valued key its most common value). The name is made of
-    the values that set the cluster apart most from the whole ``population``.
+    Attributes keep, per key, the values held by at least half the members and by at least
+    ``min_count`` of them (a list key keeps up to five items, most common first; a single-valued
+    key its most common value). The name is made of the values that set the cluster apart most
+    from the whole ``population``, so it carries no value the attributes do not.
     """
     if not members:
         return GENERAL, {}
@@ -115,7 +120,7 @@ def describe(members: list[dict], population: list[dict] | None = None) -> tuple
     attributes: dict = {}
     candidates = []  # (lift, share, key, value) for the name
     for key in sorted(counts):
-        common = [(item, n) for item, n in counts[key].most_common() if n / size >= MIN_SHARE]
+        common = [(item, n) for item, n in counts[key].most_common() if n / size >= MIN_SHARE and n >= min_count]
         common.sort(key=lambda pair: (-pair[1], pair[0]))
         if not common:
             continue
@@ -144,22 +149,49 @@ def _name_word(value) -> str:
     return " ".join(str(value).split())[:60]
 
 
-def segment(embeddings: np.ndarray, attributes: list[dict], k: int, seed: int) -> list[Cluster]:
-    """k-means plus words: clusters biggest first, each with a unique name and its attributes."""
+def merge_small(clusters: list[Cluster], embeddings: np.ndarray, min_size: int) -> list[Cluster]:
+    """Merge every cluster of fewer than ``min_size`` members into the one whose centroid is nearest,
+    smallest first, recomputing centroids from the members; one cluster may stay below ``min_size``
+    only when it is all there is (the caller then treats it as the general segment)."""
+    clusters = [c for c in clusters if c.members]
+    while len(clusters) > 1:
+        smallest = min(clusters, key=lambda c: (len(c.members), c.members[0]))
+        if len(smallest.members) >= min_size:
+            break
+        others = [c for c in clusters if c is not smallest]
+        target = others[int(np.argmax([float(smallest.centroid @ c.centroid) for c in others]))]
+        target.members = sorted(target.members + smallest.members)
+        target.centroid = normalise(np.asarray(embeddings, dtype=np.float32)[target.members].mean(axis=0))
+        clusters = others
+    return clusters
+
+
+def segment(embeddings: np.ndarray, attributes: list[dict], k: int, seed: int, min_size: int = 1) -> list[Cluster]:
+    """k-means plus words: clusters biggest first, each with a unique name and its attributes.
+
+    Clusters under ``min_size`` are merged into their nearest neighbours, and each is described only
+    by values at least ``min_size`` of its members hold (see ``describe``).
+    """
     if len(embeddings) != len(attributes):
         raise ValueError(f"{len(embeddings)} embeddings but {len(attributes)} attribute objects.")
     labels, centroids = kmeans(embeddings, k, seed)
     clusters = [Cluster(centroid=centroids[i], members=[int(j) for j in np.flatnonzero(labels == i)])
                 for i in range(len(centroids))]
-    clusters = [c for c in clusters if c.members]
+    clusters = merge_small(clusters, embeddings, max(1, min_size))
     # Biggest audience first: position 0 is also the campaign's fallback segment.
     clusters.sort(key=lambda c: (-len(c.members), c.members[0]))
     used: set[str] = set()
     for cluster in clusters:
-        name, cluster.attributes = describe([attributes[i] for i in cluster.members], attributes)
-        unique, n = name, 2
-        while unique in used:
-            unique, n = f"{name} ({n})", n + 1
-        cluster.name = unique
-        used.add(unique)
+        name, cluster.attributes = describe([attributes[i] for i in cluster.members], attributes,
+                                            min_count=max(1, min_size))
+        cluster.name = unique_name(name, used)
+        used.add(cluster.name)
     return clusters
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name (2)``, ``name (3)``… the first not in ``used``."""
+    unique, n = name, 2
+    while unique in used:
+        unique, n = f"{name} ({n})", n + 1
+    return unique

@@ -130,6 +130,19 @@ def segments_embed(campaign_id: int) -> None:
 
 
 @shared_task(
+    name="cpu.segments_refresh",
+    # After an erasure: a segment text or two embedded, settings suggested, viewers placed again.
+    soft_time_limit=30 * 60,
+    time_limit=30 * 60 + 60,
+    **EMBED_TASK_OPTIONS,
+)
+def segments_refresh(campaign_id: int) -> None:
+    from campaigns.services.segmentation import segments_refresh as refresh
+
+    refresh(campaign_id=campaign_id)
+
+
+@shared_task(
     name="cpu.campaign_segment",
     # Embeds the organization's not-yet-embedded profiles (~1,000 a second on 2 cores) and runs k-means.
     soft_time_limit=2 * 3600,

@@ -3,7 +3,8 @@
 An app PUTs a viewer's preferences; the upsert answers at once and leaves the embedding to the
 ``cpu.profile_embed`` task, which also places the viewer in the nearest segment of every campaign
 of the organization. Erasure removes the profile, its events, its segment memberships and any
-clip generated for that one person.
+clip generated for that one person, and takes the person out of the clustered segments they were
+in (``segments_forget_viewer``: centroids and words recomputed, a segment under k merged).
 """
 import json
 import re
@@ -105,18 +106,24 @@ def _upsert(organization: Organization, external_id: str, attributes: dict) -> t
 
 @transaction.atomic
 def profile_delete(*, profile: Profile) -> None:
-    """Erase a viewer: the profile, its events, its segment memberships, clips made for them alone.
+    """Erase a viewer: the profile, its events, its segment memberships, clips made for them alone,
+    and their part in the clustered segments they were in (see ``segments_forget_viewer``).
 
     Per-clip event totals stay: they are anonymous sums that no longer lead back to anyone.
     """
+    from .segmentation import segments_forget_viewer
+
     profile = Profile.objects.select_for_update().get(pk=profile.pk)
     Event.objects.filter(organization_id=profile.organization_id, profile=profile).delete()
-    SegmentMembership.objects.filter(organization_id=profile.organization_id, profile=profile).delete()
+    memberships = SegmentMembership.objects.filter(organization_id=profile.organization_id, profile=profile)
+    segment_ids = list(memberships.values_list("segment_id", flat=True))
+    memberships.delete()
     # A per-viewer clip's prompt is made from this person's preferences: it goes too, with its files.
     own_clips = Clip.objects.filter(organization_id=profile.organization_id, profile=profile)
     names = [name for clip in own_clips for name in (clip.video.name, clip.poster.name) if name]
     own_clips.delete()
     profile.delete()
+    segments_forget_viewer(organization_id=profile.organization_id, segment_ids=segment_ids)
     if names:
         transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
 

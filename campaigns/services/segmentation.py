@@ -8,16 +8,24 @@ Two ways a campaign gets segments (see ``campaign_create``):
 After either, a new or changed profile joins its nearest segment as soon as it is embedded
 (``memberships_assign_profile``, called by ``profile_embed``).
 
+Clustered segments are k-anonymous (k = ``settings.SEGMENT_MIN_SIZE``): every one holds at least k
+viewers and is described only by values at least k of them share, and its setting is suggested from
+those words, not from anyone's vector. When a viewer is erased, ``segments_forget_viewer`` takes them
+out of what was derived from them (centroid, words, clips whose prompt carried words that no longer
+hold) and merges a segment that falls under k into its nearest neighbour.
+
 Model and scikit-learn imports happen inside these functions, which only workers run.
 """
 from collections import defaultdict
 
-from django.db import transaction
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import models, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign, Profile, Segment, SegmentMembership
+from campaigns.models import Campaign, Clip, Event, Job, Profile, Segment, SegmentMembership
 
-from .jobs import JobHandle
+from .jobs import JobHandle, job_enqueue_task
 
 # Rows per round trip when reading embeddings or writing memberships: bounded memory per batch.
 BATCH = 1000
@@ -206,9 +214,12 @@ def campaign_segment_run(handle: JobHandle) -> dict:
                                           progress_span=(0.0, 0.6))
     ids, attributes, vectors = _embedded_profiles(campaign.organization_id)
 
-    # 2. Clusters, named by their members' most common attribute values.
+    # 2. Clusters of at least SEGMENT_MIN_SIZE viewers, named by values at least that many share.
+    min_size = settings.SEGMENT_MIN_SIZE
     handle.progress(0.6, f"clustering {len(ids)} profiles into up to {k} segments", force=True)
-    clusters = segment(vectors, attributes, k, seed=campaign.pk) if ids else []
+    clusters = segment(vectors, attributes, k, seed=campaign.pk, min_size=min_size) if ids else []
+    if len(clusters) == 1 and len(clusters[0].members) < min_size:
+        clusters = []  # too few viewers to describe anyone: everyone is in the general segment
     if clusters:
         rows = [(c.name, c.attributes, c.centroid) for c in clusters]
     else:
@@ -223,8 +234,10 @@ def campaign_segment_run(handle: JobHandle) -> dict:
         labels[cluster.members] = index
     handle.check_cancelled()
     centroids = np.stack([np.asarray(centroid, dtype=np.float32) for _, _, centroid in rows])
-    # Every clustered segment gets the catalogue setting nearest to its centroid.
-    phrases = [entry.phrase for entry in suggest_settings(centroids)]
+    # Every clustered segment gets the catalogue setting nearest to its words (k-anonymous values
+    # only), not to its centroid: a mean of vectors can still lean towards one viewer.
+    phrases = [entry.phrase for entry in suggest_settings(
+        embed_texts([segment_text(name=name, attributes=attrs) for name, attrs, _ in rows]))]
     with transaction.atomic():
         Segment.objects.filter(campaign=campaign).delete()
         segments = Segment.objects.bulk_create([
@@ -242,4 +255,153 @@ def campaign_segment_run(handle: JobHandle) -> dict:
                      for s, c in zip(segments, clusters or [None], strict=True)],
         "profiles": len(ids),
         "embedded_now": embedded_now,
+        "min_size": min_size,
     }
+
+
+# --- erasure ---------------------------------------------------------------------------------------
+
+SEGMENTS_REFRESH_TASK = "cpu.segments_refresh"
+
+
+def _values(attributes: dict) -> set[tuple[str, str]]:
+    """(key, value) pairs a segment's attributes say, list items one by one."""
+    from generation.embeddings import attributes_key
+
+    pairs = set()
+    for key, value in attributes.items():
+        for item in (value if isinstance(value, list) else [value]):
+            pairs.add((str(key), attributes_key(item)))
+    return pairs
+
+
+def _withdraw_clips(clips) -> list[str]:
+    """Delete clips (their events go with them); the names of their files, to delete after commit."""
+    names = [name for clip in clips for name in (clip.video.name, clip.poster.name, clip.mask.name) if name]
+    Clip.objects.filter(pk__in=[clip.pk for clip in clips]).delete()
+    return names
+
+
+def _redescribe(segment: Segment, *, population: list[dict], taken: set[str], min_size: int) -> bool:
+    """Centroid, words and distances of a clustered segment from its current members; True when
+    its attributes changed. Fewer than ``min_size`` members: the general segment, embedded by name
+    on a worker (``segments_refresh``)."""
+    import numpy as np
+
+    from generation.segmentation import GENERAL, describe, normalise, unique_name
+
+    rows = list(SegmentMembership.objects.filter(segment=segment).values_list(
+        "id", "profile__attributes", "profile__embedding"))
+    embedded = [(mid, vector) for mid, _, vector in rows if vector is not None]
+    if len(rows) >= min_size:
+        name, attributes = describe([attrs for _, attrs, _ in rows], population, min_count=min_size)
+        centroid = normalise(np.asarray([v for _, v in embedded], dtype=np.float32).mean(axis=0)) if embedded else None
+    else:
+        name, attributes, centroid, embedded = GENERAL, {}, None, []
+    changed = attributes != segment.attributes
+    if changed:
+        segment.name = unique_name(name[:200], taken)
+        segment.attributes = attributes
+        if segment.setting_source == Segment.SettingSource.SUGGESTED:
+            segment.setting, segment.setting_source = "", ""  # suggested again from the new words
+    segment.centroid = centroid.tolist() if centroid is not None else None
+    segment.save(update_fields=["name", "attributes", "centroid", "setting", "setting_source"])
+    if centroid is not None:
+        memberships = SegmentMembership.objects.in_bulk([mid for mid, _ in embedded])
+        for mid, vector in embedded:
+            memberships[mid].distance = float(1.0 - np.asarray(vector, dtype=np.float32) @ centroid)
+        SegmentMembership.objects.bulk_update(list(memberships.values()), ["distance"], batch_size=BATCH)
+    return changed
+
+
+def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> None:
+    """Take an erased viewer (whose memberships are already deleted) out of the clustered segments
+    they were in. Call inside the erasure's transaction.
+
+    For each such segment: centroid and words recomputed from the members left (words held by
+    fewer than SEGMENT_MIN_SIZE of them go, and with them the name that said them). A segment left
+    with fewer members merges into the segment of the same campaign whose centroid is nearest
+    (its viewers move, get a fresh variant, and its clips are withdrawn); the merged-into segment is
+    recomputed too. Clips of a segment whose words lost a value are withdrawn: their prompt and
+    pixels were made from words that no longer describe k viewers. Segmentation jobs' results show
+    the segments as they are now. Marketer-defined segments are the marketer's words: untouched.
+    """
+    import numpy as np
+
+    min_size = settings.SEGMENT_MIN_SIZE
+    campaign_ids = set(Segment.objects.filter(organization_id=organization_id, pk__in=segment_ids,
+                                              campaign__segment_count__isnull=False)
+                       .values_list("campaign_id", flat=True))
+    files: list[str] = []
+    for campaign_id in sorted(campaign_ids):
+        # Locks every segment of the campaign: erasures and re-segmentation of it take turns.
+        segments = list(Segment.objects.select_for_update().filter(campaign_id=campaign_id).order_by("position", "id"))
+        population = list(SegmentMembership.objects.filter(campaign_id=campaign_id)
+                          .values_list("profile__attributes", flat=True))
+        touched = [s for s in segments if s.pk in set(segment_ids)]
+        for segment in touched:
+            if segment not in segments:
+                continue  # merged away already
+            others = [s for s in segments if s.pk != segment.pk]
+            size = SegmentMembership.objects.filter(segment=segment).count()
+            taken = {s.name for s in others}
+            if size >= min_size or not others:
+                before = _values(segment.attributes)
+                _redescribe(segment, population=population, taken=taken, min_size=min_size)
+                if before - _values(segment.attributes):
+                    files += _withdraw_clips(list(Clip.objects.filter(segment=segment)))
+                continue
+            # Under k: merge into the nearest segment.
+            usable = [s for s in others if s.centroid is not None]
+            if usable and segment.centroid is not None:
+                here = np.asarray(segment.centroid, dtype=np.float32)
+                target = usable[int(np.argmax([here @ np.asarray(s.centroid, dtype=np.float32) for s in usable]))]
+            else:
+                target = others[0]
+            SegmentMembership.objects.filter(segment=segment).update(segment=target, clip=None)
+            Event.objects.filter(segment=segment).update(segment=target)
+            files += _withdraw_clips(list(Clip.objects.filter(segment=segment)))
+            segment.delete()
+            segments.remove(segment)
+            _redescribe(target, population=population, taken={s.name for s in segments if s.pk != target.pk},
+                        min_size=min_size)
+        for position, segment in enumerate(segments):
+            if segment.position != position:
+                Segment.objects.filter(pk=segment.pk).update(position=position)
+        sizes = dict(SegmentMembership.objects.filter(campaign_id=campaign_id).values_list("segment_id")
+                     .annotate(n=models.Count("id")).order_by())
+        listed = [{"id": s.pk, "name": s.name, "setting": s.setting, "size": sizes.get(s.pk, 0)} for s in segments]
+        for job in Job.objects.filter(campaign_id=campaign_id, kind=Job.Kind.SEGMENT_PROFILES).only("id", "result"):
+            if isinstance(job.result, dict) and "segments" in job.result:
+                Job.objects.filter(pk=job.pk).update(result={**job.result, "segments": listed})
+        if any(s.centroid is None or not s.setting for s in segments):
+            job_enqueue_task(task_name=SEGMENTS_REFRESH_TASK, args=[campaign_id])
+    if files:
+        transaction.on_commit(lambda: [default_storage.delete(name) for name in files])
+
+
+def segments_refresh(*, campaign_id: int) -> int:
+    """Worker side of an erasure: a clustered segment left without a centroid (the general one)
+    is embedded by its words, settings left empty are suggested again, and if any centroid was
+    missing the organization's embedded viewers are placed again; how many segments were embedded."""
+    from generation.embeddings import embed_texts, to_list
+
+    from .segments import segment_settings_fill
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return 0
+    segments = list(Segment.objects.filter(campaign=campaign).order_by("position", "id"))
+    missing = [s for s in segments if s.centroid is None]
+    if missing:
+        vectors = embed_texts([segment_text(name=s.name, attributes=s.attributes) for s in missing])
+        for segment, vector in zip(missing, vectors, strict=True):
+            # centroid=None in the filter: a re-segmentation meanwhile keeps its own.
+            Segment.objects.filter(pk=segment.pk, centroid__isnull=True).update(centroid=to_list(vector))
+    segment_settings_fill(segments=segments)
+    if missing:
+        ready = _centroids_by_campaign(campaign.organization_id, [campaign.pk]).get(campaign.pk)
+        if ready is not None:
+            ids, _, vectors = _embedded_profiles(campaign.organization_id)
+            _assign_all(campaign=campaign, segment_ids=ready[0], centroids=ready[1], ids=ids, vectors=vectors)
+    return len(missing)

@@ -7,7 +7,7 @@ that lands while a worker computes a suggestion wins.
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from campaigns.models import Segment
+from campaigns.models import Campaign, Segment
 from generation.personalization import clean_setting
 
 MAX_NAME_CHARS = 200
@@ -72,14 +72,18 @@ def segment_settings_suggest(*, segments: list[Segment], vectors) -> int:
 
 
 def segment_settings_fill(*, segments: list[Segment]) -> int:
-    """Suggest settings for those of ``segments`` still without one, embedding them when they have
-    no centroid yet (generation does not wait for the cpu job that embeds them)."""
+    """Suggest settings for those of ``segments`` still without one. A marketer's segment is
+    compared by its centroid (embedded from the marketer's words), or by its words when it has
+    none yet (generation does not wait for the cpu job that embeds them); a clustered segment
+    always by its words, which are k-anonymous where its centroid is a mean of people's vectors."""
     import numpy as np
 
     pending = [s for s in segments if not s.setting]
     if not pending:
         return 0
-    missing = [s for s in pending if s.centroid is None]
+    clustered = set(Campaign.objects.filter(pk__in={s.campaign_id for s in pending}, segment_count__isnull=False)
+                    .values_list("pk", flat=True))
+    missing = [s for s in pending if s.centroid is None or s.campaign_id in clustered]
     if missing:
         from generation.embeddings import embed_texts
 
