@@ -14,7 +14,8 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 
 from campaigns import services
-from campaigns.models import Campaign, Clip, Job, Profile, Segment, SegmentMembership
+from campaigns.models import Campaign, Clip, Job, Profile, Segment, SegmentMembership, WebhookDelivery
+from campaigns.services import webhooks
 from campaigns.services.generation import segment_prompt
 from campaigns.services.profiles import profile_embed
 from campaigns.services.segmentation import campaign_segment_run, segments_refresh
@@ -201,6 +202,19 @@ def test_a_segment_that_falls_under_k_merges_into_its_nearest_and_its_clips_go(
     gamers_clip = gamers.clips.get()
     gamers_words = (gamers.name, gamers.attributes)
     assert {s["name"] for s in job.result["segments"]} == {hikers.name, gamers.name}
+    # An edit of the hikers' clip (its pixels came from their words) and the webhook bodies that told
+    # a receiver about the clip, the campaign and the segmentation job.
+    extended = factories.ClipFactory(campaign=campaign, parent=hikers.clips.get(), prompt=hikers.clips.get().prompt,
+                                     edit={"kind": "extend"})
+    factories.WebhookEndpointFactory(organization=org, events=["clip.approved", "campaign.status_changed",
+                                                               "job.succeeded"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("adplatform.celery.app.send_task", lambda *a, **kw: None)
+        webhooks.webhook_clip_event(clip=hikers.clips.get(), type="clip.approved")
+        webhooks.webhook_clip_event(clip=gamers_clip, type="clip.approved")
+        webhooks.webhook_campaign_status_changed(campaign=campaign, previous="draft")
+        webhooks.webhook_job_finished(job)
+    assert WebhookDelivery.objects.filter(payload__contains="Springfield").count() == 3
 
     sent = _erase(org, "h3", django_capture_on_commit_callbacks)
 
@@ -212,8 +226,16 @@ def test_a_segment_that_falls_under_k_merges_into_its_nearest_and_its_clips_go(
     vectors = np.asarray(list(SegmentMembership.objects.filter(segment=merged)
                               .values_list("profile__embedding", flat=True)), dtype=np.float32)
     assert np.allclose(merged.centroid, normalise(vectors.mean(axis=0)), atol=1e-5)
-    # The merged-away segment's clips and files are withdrawn; the merged-into segment's stay.
+    # The merged-away segment's clips, their edits and files are withdrawn; the merged-into segment's stay.
     assert list(Clip.objects.filter(campaign=campaign)) == [gamers_clip]
+    assert not Clip.objects.filter(pk=extended.pk).exists()
+    # Webhook bodies: the withdrawn clip's delivery is gone, the others show the segments as they are now.
+    assert not WebhookDelivery.objects.filter(payload__contains="Springfield").exists()
+    assert sorted(WebhookDelivery.objects.values_list("type", flat=True)) == [
+        "campaign.status_changed", "clip.approved", "job.succeeded"]
+    status_body = json.loads(WebhookDelivery.objects.get(type="campaign.status_changed").payload)
+    assert [s["name"] for s in status_body["data"]["segments"]] == [gamers.name]
+    assert status_body["data"]["previous_status"] == "draft"
     keys = bucket_keys(s3_client)
     assert not set(hiker_files) & set(keys) and gamers_clip.video.name in keys
     assert not SegmentMembership.objects.filter(campaign=campaign, profile__external_id="h0", clip__isnull=False).exists()
@@ -282,3 +304,19 @@ def test_marketer_segments_are_left_as_the_marketer_wrote_them(org, django_captu
     _erase(org, "only-one", django_capture_on_commit_callbacks)
     seg.refresh_from_db()
     assert (seg.name, seg.attributes, seg.centroid) == ("Springfield fans", {"city": "Springfield"}, [1.0, 0.0])
+
+
+@pytest.mark.worker
+def test_after_an_erasure_a_worker_embeds_the_general_segment_and_suggests_its_setting(worker, org):
+    from tests.helpers import wait_for
+
+    campaign, _ = _clustered(org, [(f"h{i}", HIKER) for i in range(20)])
+    (only,) = Segment.objects.filter(campaign=campaign)
+    serve = api_client_for(org, ["serve"])
+    assert serve.delete("/api/v1/profiles/h0").status_code == 204  # sends cpu.segments_refresh after commit
+    only.refresh_from_db()
+    assert (only.name, only.attributes) == ("General", {})
+    wait_for(lambda: Segment.objects.filter(pk=only.pk, centroid__isnull=False).exclude(setting="").exists())
+    only.refresh_from_db()
+    assert np.allclose(only.centroid, embeddings.embed_texts(["General"])[0], atol=1e-5)
+    assert only.setting_source == "suggested"

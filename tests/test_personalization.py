@@ -256,8 +256,9 @@ def test_a_suggestion_never_overwrites_a_setting_written_meanwhile(org):
 
 
 def test_clustered_segments_are_all_suggested_a_setting(org):
+    # Ten of each: every cluster holds at least SEGMENT_MIN_SIZE (20) viewers.
     for attributes in [HIKERS, {"interests": ["hiking", "trekking"], "style": "rugged"}, COMMUTERS,
-                       {"interests": ["通勤", "咖啡", "城市"], "style": "極簡"}]:
+                       {"interests": ["通勤", "咖啡", "城市"], "style": "極簡"}] * 10:
         factories.ProfileFactory(organization=org, attributes=attributes)
     campaign = factories.CampaignFactory(brand__organization=org, segment_count=2)
     job = factories.JobFactory(organization=org, kind=Job.Kind.SEGMENT_PROFILES, campaign=campaign, params={"k": 2})

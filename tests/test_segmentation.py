@@ -22,6 +22,8 @@ HIKERS = [{"interests": ["hiking", "camping"], "style": "outdoor"}, {"interests"
 GAMERS = [{"interests": ["video games", "esports"], "style": "neon"}, {"interests": ["video games"], "style": "neon"},
           {"interests": ["video games", "streaming"], "style": "neon", "locale": "zh-TW"}]
 COOKS = [{"interests": ["cooking", "baking"], "style": "cozy"}, {"interests": ["cooking"], "style": "cozy"}]
+# Clustered segments hold at least SEGMENT_MIN_SIZE (20) viewers: audiences big enough to keep theirs.
+CROWD_HIKERS, CROWD_GAMERS, CROWD_COOKS = HIKERS * 7, GAMERS * 7, COOKS * 10
 
 
 # --- the engine, without Django ------------------------------------------------------------------
@@ -101,21 +103,23 @@ def _profiles(org, people):
 
 @pytest.mark.django_db
 def test_k_means_job_makes_named_segments_and_memberships(org):
-    _profiles(org, HIKERS + GAMERS + COOKS)
+    _profiles(org, CROWD_HIKERS + CROWD_GAMERS + CROWD_COOKS)
     campaign = factories.CampaignFactory(brand__organization=org, segment_count=3)
     job = factories.JobFactory(organization=org, kind=Job.Kind.SEGMENT_PROFILES, campaign=campaign, params={"k": 3})
 
     services.job_run(job_id=job.pk, work=campaign_segment_run)
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED, job.error
-    assert job.result["profiles"] == 8 and job.result["embedded_now"] == 8
+    assert job.result["profiles"] == 62 and job.result["embedded_now"] == 62 and job.result["min_size"] == 20
     segments = list(Segment.objects.filter(campaign=campaign))
     assert [s.position for s in segments] == [0, 1, 2] and all(len(s.centroid) == 384 for s in segments)
     by_interest = {s.attributes["interests"][0]: s for s in segments}
     assert set(by_interest) == {"hiking", "video games", "cooking"}
     assert by_interest["hiking"].attributes["style"] == "outdoor"
-    assert SegmentMembership.objects.filter(campaign=campaign).count() == 8
-    hiker = Profile.objects.get(organization=org, attributes=HIKERS[0])
+    # "camping" is held by 7 of the 21 hikers: under half, and under k.
+    assert by_interest["hiking"].attributes["interests"] == ["hiking"]
+    assert SegmentMembership.objects.filter(campaign=campaign).count() == 62
+    hiker = Profile.objects.filter(organization=org, attributes=HIKERS[0]).first()
     assert SegmentMembership.objects.get(profile=hiker, campaign=campaign).segment == by_interest["hiking"]
     assert Profile.objects.filter(organization=org, embedding__isnull=True).count() == 0
 
@@ -123,18 +127,30 @@ def test_k_means_job_makes_named_segments_and_memberships(org):
     Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
     services.job_run(job_id=job.pk, work=campaign_segment_run)
     assert Segment.objects.filter(campaign=campaign).count() == 3
-    assert SegmentMembership.objects.filter(campaign=campaign).count() == 8
+    assert SegmentMembership.objects.filter(campaign=campaign).count() == 62
 
 
 @pytest.mark.django_db
 def test_fewer_profiles_than_k_make_as_many_segments_as_possible(org, other_org):
-    _profiles(org, HIKERS[:1] + GAMERS[:1])
-    _profiles(other_org, COOKS)  # another organization's viewers are never clustered here
+    _profiles(org, HIKERS[:1] * 20 + GAMERS[:1] * 20)  # two distinct viewers, twenty of each
+    _profiles(other_org, COOKS * 10)  # another organization's viewers are never clustered here
     campaign = factories.CampaignFactory(brand__organization=org, segment_count=5)
     job = factories.JobFactory(organization=org, kind=Job.Kind.SEGMENT_PROFILES, campaign=campaign, params={"k": 5})
     services.job_run(job_id=job.pk, work=campaign_segment_run)
     assert Segment.objects.filter(campaign=campaign).count() == 2
-    assert SegmentMembership.objects.filter(campaign=campaign).count() == 2
+    assert SegmentMembership.objects.filter(campaign=campaign).count() == 40
+
+
+@pytest.mark.django_db
+def test_fewer_profiles_than_the_minimum_size_make_one_general_segment(org):
+    _profiles(org, HIKERS + GAMERS + COOKS)
+    campaign = factories.CampaignFactory(brand__organization=org, segment_count=3)
+    job = factories.JobFactory(organization=org, kind=Job.Kind.SEGMENT_PROFILES, campaign=campaign, params={"k": 3})
+    services.job_run(job_id=job.pk, work=campaign_segment_run)
+    (general,) = Segment.objects.filter(campaign=campaign)
+    assert (general.name, general.attributes) == ("General", {})
+    assert np.allclose(general.centroid, embeddings.embed_texts(["General"])[0], atol=1e-5)
+    assert SegmentMembership.objects.filter(segment=general).count() == 8
 
 
 @pytest.mark.django_db
@@ -230,7 +246,7 @@ def test_a_new_profile_is_placed_in_its_nearest_segment_by_a_worker(worker, org)
 
 @pytest.mark.worker
 def test_segments_k_runs_as_a_job_on_a_worker(worker, org):
-    _profiles(org, HIKERS + GAMERS)
+    _profiles(org, CROWD_HIKERS + CROWD_GAMERS)
     brand = factories.BrandFactory(organization=org)
     campaign = services.campaign_create(organization=org, brand=brand, name="Clustered", brief="Shoes", segments=2)
     job = Job.objects.get(campaign=campaign, kind=Job.Kind.SEGMENT_PROFILES)
@@ -254,6 +270,6 @@ def test_personalization_tasks_are_registered_with_their_guarantees():
     from adplatform.celery import app
 
     app.loader.import_default_modules()
-    for name in ("cpu.profile_embed", "cpu.segments_embed", "cpu.campaign_segment"):
+    for name in ("cpu.profile_embed", "cpu.segments_embed", "cpu.segments_refresh", "cpu.campaign_segment"):
         task = app.tasks[name]
         assert task.acks_late and task.reject_on_worker_lost and task.time_limit > task.soft_time_limit

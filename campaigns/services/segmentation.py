@@ -248,11 +248,17 @@ def campaign_segment_run(handle: JobHandle) -> dict:
         ])
     _assign_all(campaign=campaign, segment_ids=[s.pk for s in segments], centroids=centroids, ids=ids,
                 vectors=vectors, labels=labels if clusters else None)
+    if clusters:
+        # A viewer erased while this job ran shaped these segments but was never placed in them, so
+        # their erasure had no membership to follow: take them out now, as it would have.
+        alive = set(Profile.objects.filter(organization_id=campaign.organization_id).values_list("id", flat=True))
+        erased = {segments[int(labels[i])].pk for i, profile_id in enumerate(ids) if profile_id not in alive}
+        if erased:
+            with transaction.atomic():
+                segments_forget_viewer(organization_id=campaign.organization_id, segment_ids=sorted(erased))
     return {
         "k": k,
-        "segments": [{"id": s.pk, "name": s.name, "setting": s.setting,
-                      "size": len(c.members) if clusters else len(ids)}
-                     for s, c in zip(segments, clusters or [None], strict=True)],
+        "segments": _segments_listed(campaign.pk),
         "profiles": len(ids),
         "embedded_now": embedded_now,
         "min_size": min_size,
@@ -262,6 +268,13 @@ def campaign_segment_run(handle: JobHandle) -> dict:
 # --- erasure ---------------------------------------------------------------------------------------
 
 SEGMENTS_REFRESH_TASK = "cpu.segments_refresh"
+
+
+def _segments_listed(campaign_id: int) -> list[dict]:
+    """A campaign's segments as a segmentation job's result lists them: id, name, setting, size."""
+    segments = (Segment.objects.filter(campaign_id=campaign_id).order_by("position", "id")
+                .annotate(size=models.Count("memberships")))
+    return [{"id": s.pk, "name": s.name, "setting": s.setting, "size": s.size} for s in segments]
 
 
 def _values(attributes: dict) -> set[tuple[str, str]]:
@@ -275,9 +288,17 @@ def _values(attributes: dict) -> set[tuple[str, str]]:
     return pairs
 
 
-def _withdraw_clips(clips) -> list[str]:
-    """Delete clips (their events go with them); the names of their files, to delete after commit."""
+def _withdraw_clips(clips, withdrawn: list[int]) -> list[str]:
+    """Delete clips and every edit made from them (their pixels came from the same words; events go
+    with them), adding their ids to ``withdrawn``; the names of their files, to delete after commit."""
+    clips = list(clips)
+    frontier = [clip.pk for clip in clips]
+    while frontier:
+        edits = list(Clip.objects.filter(parent_id__in=frontier).exclude(pk__in=[c.pk for c in clips]))
+        clips += edits
+        frontier = [clip.pk for clip in edits]
     names = [name for clip in clips for name in (clip.video.name, clip.poster.name, clip.mask.name) if name]
+    withdrawn += [clip.pk for clip in clips]
     Clip.objects.filter(pk__in=[clip.pk for clip in clips]).delete()
     return names
 
@@ -328,6 +349,8 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
     """
     import numpy as np
 
+    from .webhooks import webhook_payloads_after_erasure
+
     min_size = settings.SEGMENT_MIN_SIZE
     campaign_ids = set(Segment.objects.filter(organization_id=organization_id, pk__in=segment_ids,
                                               campaign__segment_count__isnull=False)
@@ -339,6 +362,7 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
         population = list(SegmentMembership.objects.filter(campaign_id=campaign_id)
                           .values_list("profile__attributes", flat=True))
         touched = [s for s in segments if s.pk in set(segment_ids)]
+        withdrawn: list[int] = []
         for segment in touched:
             if segment not in segments:
                 continue  # merged away already
@@ -349,7 +373,7 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
                 before = _values(segment.attributes)
                 _redescribe(segment, population=population, taken=taken, min_size=min_size)
                 if before - _values(segment.attributes):
-                    files += _withdraw_clips(list(Clip.objects.filter(segment=segment)))
+                    files += _withdraw_clips(list(Clip.objects.filter(segment=segment)), withdrawn)
                 continue
             # Under k: merge into the nearest segment.
             usable = [s for s in others if s.centroid is not None]
@@ -360,7 +384,7 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
                 target = others[0]
             SegmentMembership.objects.filter(segment=segment).update(segment=target, clip=None)
             Event.objects.filter(segment=segment).update(segment=target)
-            files += _withdraw_clips(list(Clip.objects.filter(segment=segment)))
+            files += _withdraw_clips(list(Clip.objects.filter(segment=segment)), withdrawn)
             segment.delete()
             segments.remove(segment)
             _redescribe(target, population=population, taken={s.name for s in segments if s.pk != target.pk},
@@ -368,12 +392,11 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
         for position, segment in enumerate(segments):
             if segment.position != position:
                 Segment.objects.filter(pk=segment.pk).update(position=position)
-        sizes = dict(SegmentMembership.objects.filter(campaign_id=campaign_id).values_list("segment_id")
-                     .annotate(n=models.Count("id")).order_by())
-        listed = [{"id": s.pk, "name": s.name, "setting": s.setting, "size": sizes.get(s.pk, 0)} for s in segments]
+        listed = _segments_listed(campaign_id)
         for job in Job.objects.filter(campaign_id=campaign_id, kind=Job.Kind.SEGMENT_PROFILES).only("id", "result"):
             if isinstance(job.result, dict) and "segments" in job.result:
                 Job.objects.filter(pk=job.pk).update(result={**job.result, "segments": listed})
+        webhook_payloads_after_erasure(organization_id=organization_id, campaign_id=campaign_id, clip_ids=withdrawn)
         if any(s.centroid is None or not s.setting for s in segments):
             job_enqueue_task(task_name=SEGMENTS_REFRESH_TASK, args=[campaign_id])
     if files:

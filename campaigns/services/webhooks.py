@@ -32,9 +32,10 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from campaigns.models import Campaign, Clip, Job, Organization, WebhookDelivery, WebhookEndpoint
+from campaigns.models import Campaign, Clip, Job, Organization, Segment, WebhookDelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +245,46 @@ def webhook_campaign_status_changed(*, campaign: Campaign | int, previous: str) 
 
     return webhook_event_emit(organization=organization_id, type=WebhookEndpoint.EventType.CAMPAIGN_STATUS_CHANGED,
                               data=data)
+
+
+def _deliveries_about(organization_id: int, types: list[str], ids) -> QuerySet[WebhookDelivery]:
+    """Stored deliveries of these event types whose object (``data``) has one of these ids. Bodies are
+    compact JSON whose ``data`` starts with its ``id`` (every serializer lists it first)."""
+    about = Q(pk__in=[])
+    for object_id in ids:
+        about |= Q(payload__contains=f'"data":{{"id":{int(object_id)},')
+    return WebhookDelivery.objects.filter(organization_id=organization_id, type__in=types).filter(about)
+
+
+def webhook_payloads_after_erasure(*, organization_id: int, campaign_id: int, clip_ids: list[int]) -> None:
+    """Stored webhook bodies stop saying what an erasure took back (campaigns.services.segmentation):
+    deliveries of withdrawn clips go (a pending one is never sent: its clip is gone), and the bodies
+    of the campaign's status changes and segmentation jobs show its segments as they are now (same
+    event id; a retry sends the new bytes, signed as always)."""
+    from campaigns.api.serializers import SegmentSerializer
+
+    from .segmentation import _segments_listed
+
+    event = WebhookEndpoint.EventType
+    if clip_ids:
+        _deliveries_about(organization_id, [event.CLIP_PENDING_REVIEW, event.CLIP_APPROVED, event.CLIP_REJECTED],
+                          clip_ids).delete()
+    segments = SegmentSerializer(Segment.objects.filter(campaign_id=campaign_id).order_by("position", "id")
+                                 .annotate(size=Count("memberships")), many=True).data
+    listed = _segments_listed(campaign_id)
+    job_ids = Job.objects.filter(campaign_id=campaign_id, kind=Job.Kind.SEGMENT_PROFILES).values_list("pk", flat=True)
+    changed = []
+    for types, ids, rewrite in (
+            ([event.CAMPAIGN_STATUS_CHANGED], [campaign_id], lambda data: {**data, "segments": segments}),
+            ([event.JOB_SUCCEEDED, event.JOB_FAILED], list(job_ids),
+             lambda data: {**data, "result": {**data["result"], "segments": listed}}
+             if isinstance(data.get("result"), dict) and "segments" in data["result"] else data)):
+        for delivery in _deliveries_about(organization_id, types, ids).only("id", "payload"):
+            body = json.loads(delivery.payload)
+            body["data"] = rewrite(body["data"])
+            delivery.payload = json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+            changed.append(delivery)
+    WebhookDelivery.objects.bulk_update(changed, ["payload"], batch_size=500)
 
 
 # --- delivery ------------------------------------------------------------------------------------
