@@ -320,3 +320,30 @@ def test_after_an_erasure_a_worker_embeds_the_general_segment_and_suggests_its_s
     only.refresh_from_db()
     assert np.allclose(only.centroid, embeddings.embed_texts(["General"])[0], atol=1e-5)
     assert only.setting_source == "suggested"
+
+
+@pytest.mark.django_db
+def test_a_viewer_erased_while_the_segmentation_job_runs_is_taken_out_too(org, monkeypatch):
+    from campaigns.services import segmentation
+
+    springfield = {**HIKER, "city": "Springfield"}
+    for i in range(20):
+        factories.ProfileFactory(organization=org, external_id=f"h{i}", attributes=springfield)
+    for i in range(21):
+        factories.ProfileFactory(organization=org, external_id=f"g{i}", attributes=GAMER)
+    campaign = factories.CampaignFactory(brand__organization=org, segment_count=2)
+    factories.JobFactory(organization=org, kind=Job.Kind.SEGMENT_PROFILES, campaign=campaign, params={"k": 2})
+    place = segmentation._assign_all
+
+    def erase_first(**kwargs):
+        # The job has read h0 and described the segments with them; h0 is erased before being placed.
+        monkeypatch.setattr("adplatform.celery.app.send_task", lambda *a, **kw: None)
+        services.profile_delete(profile=Profile.objects.get(organization=org, external_id="h0"))
+        place(**kwargs)
+
+    monkeypatch.setattr(segmentation, "_assign_all", erase_first)
+    job = _segment_job(campaign)
+    (only,) = Segment.objects.filter(campaign=campaign)  # the 19 hikers left are under k: merged
+    assert SegmentMembership.objects.filter(segment=only).count() == 40
+    assert job.result["segments"] == [{"id": only.pk, "name": only.name, "setting": only.setting, "size": 40}]
+    assert "Springfield" not in json.dumps([only.name, only.attributes, job.result])
