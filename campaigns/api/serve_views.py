@@ -122,7 +122,9 @@ class ProfileView(ServeView):
         return Response(self._profile_body(profile))
 
     @extend_schema(parameters=[PROFILE_ID], responses={204: None, **errors(400, 404)}, tags=["profiles"],
-                   description="Erase the viewer: the profile, its events and its segment memberships.")
+                   description="Erase the viewer: the profile, its events and its segment memberships, and their "
+                               "part in clustered segments (centroids and words recomputed, a segment under "
+                               "SEGMENT_MIN_SIZE merged, clips made from words that no longer hold withdrawn).")
     def delete(self, request, external_id: str):
         profile = selectors.profile_get(organization=self.organization, external_id=_external_id(external_id))
         services.profile_delete(profile=profile)
