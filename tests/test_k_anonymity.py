@@ -98,12 +98,17 @@ def _everything_readable(campaign: Campaign, job: Job, dashboard, serve, manage,
         response = manage.get(url)
         assert response.status_code == 200, response.content
         parts.append(response.content.decode())
-    response = serve.get("/api/v1/profiles/alice")
-    assert response.status_code == 200
-    parts.append(response.content.decode())
-    response = dashboard.get(reverse("dashboard:campaign-detail", args=[campaign.pk]))
-    assert response.status_code == 200
-    parts.append(response.content.decode())
+    for url in ("/api/v1/profiles/alice", f"/api/v1/campaigns/{campaign.pk}/clip?profile=alice"):
+        response = serve.get(url)
+        assert response.status_code == 200, response.content
+        parts.append(response.content.decode())
+    pages = [reverse("dashboard:campaign-detail", args=[campaign.pk]), reverse("dashboard:job-list")]
+    pages += [reverse("dashboard:clip-detail", args=[pk]) for pk in Clip.objects.filter(campaign=campaign)
+              .values_list("pk", flat=True)]
+    for page in pages:
+        response = dashboard.get(page)
+        assert response.status_code == 200, page
+        parts.append(response.content.decode())
     parts.append(caplog.text)
     return "\n".join(parts)
 

@@ -384,6 +384,7 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
 
         touched = [s for s in segments if s.pk in set(segment_ids)]
         withdrawn: list[int] = []
+        reworded = False
         for segment in touched:
             if segment not in segments:
                 continue  # merged away already
@@ -392,7 +393,7 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
             taken = {s.name for s in others}
             if size >= min_size or not others:
                 before = _values(segment.attributes)
-                _redescribe(segment, population=population, taken=taken, min_size=min_size)
+                reworded |= _redescribe(segment, population=population, taken=taken, min_size=min_size)
                 if before - _values(segment.attributes):
                     files += _withdraw_clips(list(Clip.objects.filter(segment=segment)), withdrawn)
                 continue
@@ -408,6 +409,7 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
             files += _withdraw_clips(list(Clip.objects.filter(segment=segment)), withdrawn)
             segment.delete()
             segments.remove(segment)
+            reworded = True
             _redescribe(target, population=population, taken={s.name for s in segments if s.pk != target.pk},
                         min_size=min_size)
         for position, segment in enumerate(segments):
@@ -417,7 +419,9 @@ def segments_forget_viewer(*, organization_id: int, segment_ids: list[int]) -> N
         for job in Job.objects.filter(campaign_id=campaign_id, kind=Job.Kind.SEGMENT_PROFILES).only("id", "result"):
             if isinstance(job.result, dict) and "segments" in job.result:
                 Job.objects.filter(pk=job.pk).update(result={**job.result, "segments": listed})
-        webhook_payloads_after_erasure(organization_id=organization_id, campaign_id=campaign_id, clip_ids=withdrawn)
+        if reworded:  # else the stored bodies say nothing that changed
+            webhook_payloads_after_erasure(organization_id=organization_id, campaign_id=campaign_id,
+                                           clip_ids=withdrawn)
         if any(s.centroid is None or not s.setting for s in segments):
             job_enqueue_task(task_name=SEGMENTS_REFRESH_TASK, args=[campaign_id])
     if files:
