@@ -32,8 +32,20 @@ HIKER = {"interests": ["hiking", "camping"], "style": "outdoor"}
 GAMER = {"interests": ["video games", "esports"], "style": "neon"}
 
 
-def test_the_default_k_is_20():
+def test_k_is_20_unless_the_environment_says_otherwise():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
     assert django_settings.SEGMENT_MIN_SIZE == 20
+    show = "import django; django.setup(); from django.conf import settings; print(settings.SEGMENT_MIN_SIZE)"
+    for value, expected in (("50", "50"), ("0", "1")):  # never below 1
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "adplatform.settings", "DJANGO_DEBUG": "1",
+               "SEGMENT_MIN_SIZE": value}
+        shown = subprocess.run([sys.executable, "-c", show], cwd=Path(__file__).resolve().parent.parent, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert shown.stdout.strip() == expected, shown.stderr
 
 
 # --- the engine ------------------------------------------------------------------------------------
