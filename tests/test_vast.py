@@ -336,7 +336,7 @@ def test_objective_completes_makes_thompson_sampling_favour_completed_views():
 def test_the_served_variant_follows_the_campaigns_objective(serve_client, campaign):
     segment = factories.SegmentFactory(campaign=campaign, name="All", position=0)
     factories.ClipFactory(campaign=campaign, segment=segment, status=Clip.Status.APPROVED, variant=0,
-                                   impressions=1000, clicks=300, completes=50)
+                          impressions=1000, clicks=300, completes=50)
     watched = factories.ClipFactory(campaign=campaign, segment=segment, status=Clip.Status.APPROVED, variant=1,
                                     impressions=1000, clicks=10, completes=700)
     Campaign.objects.filter(pk=campaign.pk).update(objective=Campaign.Objective.COMPLETES)
@@ -383,3 +383,58 @@ def test_bad_cta_url_or_objective_is_400_naming_it(manage_client, org, fields, f
     brand = factories.BrandFactory(organization=org)
     assert_names(create_campaign(manage_client, brand, **fields), 400, field)
     assert not Campaign.objects.filter(organization=org).exists()
+
+
+# --- the dashboard: the form's cta_url and objective, the funnel on the campaign page ------------------
+
+@pytest.fixture
+def marketer_client(client, org):
+    from campaigns import services
+
+    user = factories.UserFactory()
+    services.membership_set(user=user, organization=org, role="marketer")
+    client.force_login(user)
+    return client
+
+
+def post_campaign_form(client, brand, **fields):
+    from django.urls import reverse
+
+    return client.post(reverse("dashboard:campaign-create"), {
+        "name": "Trails", "brand": brand.pk, "brief": "Trail shoes", "format": "feed", "num_frames": 9, "fps": 8,
+        "segment_mode": "define", "segment_name": ["Hikers"], "segment_attributes": [""], **fields})
+
+
+def test_the_campaign_form_takes_a_cta_url_and_an_objective(marketer_client, org):
+    brand = factories.BrandFactory(organization=org)
+    response = post_campaign_form(marketer_client, brand, cta_url="http://shop.example.com/", objective="completes")
+    assert response.status_code == 400
+    assert "cta_url must be an https:// URL" in response.content.decode()
+    assert not Campaign.objects.exists()
+    response = post_campaign_form(marketer_client, brand, cta_url="https://shop.example.com/", objective="completes")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get(organization=org)
+    assert (campaign.cta_url, campaign.objective) == ("https://shop.example.com/", "completes")
+
+
+def test_the_campaign_page_shows_the_viewing_funnel(marketer_client, campaign):
+    from django.urls import reverse
+
+    hikers = factories.SegmentFactory(campaign=campaign, name="Hikers", position=0)
+    factories.ClipFactory(campaign=campaign, segment=hikers, status=Clip.Status.APPROVED, variant=0,
+                          impressions=200, starts=180, first_quartiles=150, midpoints=120, third_quartiles=90,
+                          completes=60, clicks=10)
+    factories.ClipFactory(campaign=campaign, segment=hikers, status=Clip.Status.APPROVED, variant=1,
+                          impressions=100, starts=50, first_quartiles=40, midpoints=30, third_quartiles=20,
+                          completes=10, clicks=5)
+    page = marketer_client.get(reverse("dashboard:campaign-detail", args=[campaign.pk])).content.decode()
+    from lxml import html
+
+    table = html.fromstring(page).xpath('//table[@data-funnel]')[0]
+    rows = [[" ".join(cell.text_content().split()) for cell in row] for row in table.iter("tr")]
+    assert rows[0] == ["Segment / variant", "Impressions", "Start", "25%", "50%", "75%", "Complete", "Click"]
+    assert rows[1] == ["Hikers", "300", "230 76.7%", "190 63.3%", "150 50.0%", "110 36.7%", "70 23.3%",
+                       "15 5.0%"]
+    assert rows[2][0].startswith("variant 1") and rows[2][1:3] == ["200", "180 90.0%"]
+    assert rows[3][0].startswith("variant 2") and rows[3][-1] == "5 5.0%"
+    assert rows[-1][:2] == ["All viewers", "300"]

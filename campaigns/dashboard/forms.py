@@ -106,6 +106,7 @@ class CampaignForm(forms.Form):
     )
     objective = forms.ChoiceField(
         label=_("Optimize variants for"), choices=Campaign.Objective.choices, initial=Campaign.Objective.CLICKS,
+        required=False,  # absent (older clients of the form): clicks, as before
         help_text=_("Which result picks the winning variant over time: clicks, or views watched to the end."),
     )
 
