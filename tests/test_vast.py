@@ -331,7 +331,9 @@ def test_a_deleted_viewers_tracking_url_records_nothing(client, serve_client, ca
 
 def test_the_tracking_pixel_is_in_the_schema(client):
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
-    assert "/api/v1/campaigns/{campaign_id}/vast" in schema["paths"]
+    vast = schema["paths"]["/api/v1/campaigns/{campaign_id}/vast"]["get"]["responses"]
+    assert "application/xml" in vast["200"]["content"]
+    assert {"400", "401", "403", "404", "429"} <= set(vast) and "application/json" in vast["404"]["content"]
     assert "image/gif" in schema["paths"]["/api/v1/vast/track"]["get"]["responses"]["200"]["content"]
 
 

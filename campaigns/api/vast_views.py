@@ -49,8 +49,10 @@ class CampaignVastView(ServeView):
                        "and tracking URLs are signed pixels of this platform: no key needed, each records "
                        "its event once, for a day. Nothing approved to serve (or the campaign is paused or "
                        "archived): the empty `<VAST version=\"4.2\"/>`.")),
-                   **errors(400),
-                   404: OpenApiResponse(ErrorSerializer, description="no such campaign in this organization")},
+                   # With a (status, media type) key above, every key must be one for the others to show.
+                   **{(code, "application/json"): answer for code, answer in errors(400).items()},
+                   (404, "application/json"): OpenApiResponse(ErrorSerializer,
+                                                              description="no such campaign in this organization")},
         tags=["serving"],
         description="VAST 4.2 for standard video players. " + VAST_EXAMPLE,
     )
