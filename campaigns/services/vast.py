@@ -22,8 +22,8 @@ from django.db import IntegrityError
 from django.db.models import Exists
 from django.http import HttpRequest
 from django.urls import get_script_prefix, reverse
-from django.utils.crypto import salted_hmac
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from lxml import etree
 
 from campaigns.models import Clip, Event, Profile
