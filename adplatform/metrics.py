@@ -127,7 +127,7 @@ class PlatformCollector:
 
         totals = Clip.objects.aggregate(**{event_type: Sum(field) for event_type, field in COUNTERS.items()})
         events = CounterMetricFamily("adplatform_clip_events",
-                                     "Clip impressions, clicks and completes reported by apps (the clips' counters).",
+                                     "Clip events reported by apps and video players, by type (the clips' counters).",
                                      labels=["type"])
         for event_type in COUNTERS:
             events.add_metric([str(event_type)], totals[event_type] or 0)

@@ -7,12 +7,16 @@ separate process then drives ``GET /api/v1/campaigns/{id}/clip?profile=…`` ove
 connections for a fixed time, viewers drawn at random, and does the same for ``GET /api/v1/health``
 (no key, no database: the framework's floor). The clip endpoint is measured twice: from a cold
 start, when no viewer has a remembered variant yet (first visits draw one and write it, mixed with
-viewers returning during the run), then with every viewer returning (the steady state).
+viewers returning during the run), then with every viewer returning (the steady state). In the same
+run, ``GET /api/v1/campaigns/{id}/vast?profile=…`` (the VAST 4.2 document for video players: the
+same lookup, plus XML and seven signed tracking URLs) is measured in that steady state, right after
+the JSON clip endpoint, so the two compare on the same server, data and load.
 
 Prints requests per second, p50 and p99 latency of each, and the throughput ratio to the floor; the
 last line is one JSON object for scripts, the cold-start figures first: {"rps": ..., "p50_ms": ...,
 "p99_ms": ..., "floor_rps": ..., "ratio": ..., "returning_rps": ..., "returning_p50_ms": ...,
-"returning_p99_ms": ...}.
+"returning_p99_ms": ..., "vast_rps": ..., "vast_p50_ms": ..., "vast_p99_ms": ..., "vast_to_json": ...}
+(``vast_to_json``: VAST's throughput over the JSON endpoint's, both with returning viewers).
 The load generator is wrk when installed (Debian: ``apt-get install wrk``), else an asyncio client
 in its own process. The database and the media folder are dropped at the end, also on failure.
 """
@@ -74,6 +78,8 @@ def main() -> None:
         _wait_for(f"{base}/api/v1/health")
         clip_path = f"/api/v1/campaigns/{campaign_id}/clip?profile=viewer-"
         _check_one(base, clip_path, key, mp4)
+        vast_path = f"/api/v1/campaigns/{campaign_id}/vast?profile=viewer-"
+        _check_vast(base, vast_path, key, mp4)
 
         tool = "wrk" if shutil.which("wrk") else "python asyncio client"
         print(f"gunicorn: {args.workers} workers x {args.threads} threads; load: {tool}, "
@@ -86,7 +92,9 @@ def main() -> None:
         # The steady state of a running campaign: every viewer has been served before.
         _remember_all()
         returning = _measure(base, clip_path, key, args, media)
-        for name, result in (("health (floor)", floor), ("clip, cold start", clip), ("clip, returning", returning)):
+        vast = _measure(base, vast_path, key, args, media)  # the same viewers, every one returning
+        for name, result in (("health (floor)", floor), ("clip, cold start", clip), ("clip, returning", returning),
+                             ("vast, returning", vast)):
             print(f"{name:>16}: {result['rps']:8.0f} req/s   p50 {result['p50_ms']:6.2f} ms   "
                   f"p99 {result['p99_ms']:6.2f} ms   non-2xx {result['non2xx']}   errors {result['errors']}")
         print(f"cold start: {first_share:.0%} of the viewers were still unseen after it")
@@ -94,13 +102,18 @@ def main() -> None:
         print(f"clip / floor throughput: {ratio:.2f} cold start, {returning['rps'] / floor['rps']:.2f} returning   "
               f"(goal: p99 <= 50 ms and ratio >= 0.5); load average during the run: "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        if any(r["non2xx"] or r["errors"] for r in (floor, clip, returning)):
+        vast_to_json = vast["rps"] / returning["rps"] if returning["rps"] else 0.0
+        print(f"vast / clip throughput (returning viewers): {vast_to_json:.2f}   "
+              f"p50 {vast['p50_ms']:.2f} ms against {returning['p50_ms']:.2f} ms")
+        if any(r["non2xx"] or r["errors"] for r in (floor, clip, returning, vast)):
             print("WARNING: some requests failed; the figures are not valid", file=sys.stderr)
         print(json.dumps({"client": tool, "rps": round(clip["rps"], 1), "p50_ms": round(clip["p50_ms"], 2),
                           "p99_ms": round(clip["p99_ms"], 2), "floor_rps": round(floor["rps"], 1),
                           "ratio": round(ratio, 3), "returning_rps": round(returning["rps"], 1),
                           "returning_p50_ms": round(returning["p50_ms"], 2),
-                          "returning_p99_ms": round(returning["p99_ms"], 2)}))
+                          "returning_p99_ms": round(returning["p99_ms"], 2),
+                          "vast_rps": round(vast["rps"], 1), "vast_p50_ms": round(vast["p50_ms"], 2),
+                          "vast_p99_ms": round(vast["p99_ms"], 2), "vast_to_json": round(vast_to_json, 3)}))
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
@@ -193,7 +206,8 @@ def seed_rows(profiles: int) -> None:
     _, key = services.api_key_create(organization=org, scopes=["serve"])
     brand = Brand.objects.create(organization=org, name="Bench", trigger_token="benchstyle")
     campaign = Campaign.objects.create(organization=org, brand=brand, name="Bench", brief="A benchmark",
-                                       num_frames=9, width=64, height=64, fps=8, status=Campaign.Status.LIVE)
+                                       num_frames=9, width=64, height=64, fps=8, status=Campaign.Status.LIVE,
+                                       cta_url="https://shop.example.com/offer")
     styles = ["minimal", "bold", "cozy", "neon", "rugged", "classic", "playful", "calm"]
     segments = Segment.objects.bulk_create([
         Segment(organization=org, campaign=campaign, name=f"{style} fans", attributes={"style": style},
@@ -286,6 +300,22 @@ def _check_one(base: str, path: str, key: str, mp4: bytes) -> None:
     with urllib.request.urlopen(body["clip"]["url"], timeout=10) as response:
         if response.read() != mp4:
             raise SystemExit("the served URL did not return the clip's bytes")
+
+
+def _check_vast(base: str, path: str, key: str, mp4: bytes) -> None:
+    """One real VAST answer first: an InLine ad whose MediaFile fetches the MP4's bytes."""
+    from lxml import etree
+
+    request = urllib.request.Request(f"{base}{path}0", headers={"Authorization": f"Api-Key {key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        root = etree.fromstring(response.read())
+    ns = {"v": "http://www.iab.com/VAST"}
+    media = root.findtext("v:Ad/v:InLine/v:Creatives/v:Creative/v:Linear/v:MediaFiles/v:MediaFile", namespaces=ns)
+    if not media:
+        raise SystemExit("the VAST answer has no MediaFile")
+    with urllib.request.urlopen(media.strip(), timeout=10) as response:
+        if response.read() != mp4:
+            raise SystemExit("the VAST MediaFile did not return the clip's bytes")
 
 
 # --- load ----------------------------------------------------------------------------------------

@@ -208,6 +208,11 @@ class LoraAdapter(OrgOwned):
 
 
 class Campaign(OrgOwned):
+    class Objective(models.TextChoices):
+        # Which clip counter the variant chooser's Thompson sampling maximizes per impression.
+        CLICKS = "clicks", _("Clicks")
+        COMPLETES = "completes", _("Completed views")
+
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         GENERATING = "generating", _("Generating")
@@ -228,8 +233,10 @@ class Campaign(OrgOwned):
     segment_count = models.PositiveIntegerField(null=True, blank=True)
     # A camera-move preset key (generation.personalization.CAMERA_PRESETS), resolved at creation.
     camera = models.CharField(max_length=32, blank=True)
+    cta_url = models.URLField(max_length=2000, blank=True, default="")
     # Image-to-video: every clip starts from this brand image (fitted to the campaign's size).
     start_image = models.ForeignKey(BrandAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.CLICKS)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -328,6 +335,11 @@ class Clip(OrgOwned):
     impressions = models.PositiveBigIntegerField(default=0)
     clicks = models.PositiveBigIntegerField(default=0)
     completes = models.PositiveBigIntegerField(default=0)
+    # The viewing funnel between impression and complete (video players report these).
+    starts = models.PositiveBigIntegerField(default=0)
+    first_quartiles = models.PositiveBigIntegerField(default=0)
+    midpoints = models.PositiveBigIntegerField(default=0)
+    third_quartiles = models.PositiveBigIntegerField(default=0)
     # Provenance of an edited clip: the clip it was made from, the edit (kind and the request's
     # fields) and the keep-mask used (a PNG strip: the output's frames side by side, white where kept).
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits")
@@ -382,14 +394,26 @@ class Event(OrgOwned):
         IMPRESSION = "impression", _("Impression")
         CLICK = "click", _("Click")
         COMPLETE = "complete", _("Complete")
+        # The viewing funnel between an impression and a complete (VAST players report these).
+        START = "start", _("Start")
+        FIRST_QUARTILE = "first_quartile", _("25% watched")
+        MIDPOINT = "midpoint", _("50% watched")
+        THIRD_QUARTILE = "third_quartile", _("75% watched")
 
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="events")
     profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    type = models.CharField(max_length=12, choices=Type.choices)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    # The VAST answer (its AdServingId) whose signed tracking URL reported this event; null for
+    # events posted to the API. Unique with the type: a tracking URL fired twice records once.
+    serving_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["clip", "type"])]
+        constraints = [
+            models.UniqueConstraint(fields=["serving_id", "type"], condition=models.Q(serving_id__isnull=False),
+                                    name="event_once_per_vast_tracking_url"),
+        ]
 
 
 class WebhookEndpoint(OrgOwned):

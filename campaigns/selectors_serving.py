@@ -21,23 +21,28 @@ def rate(part: int, impressions: int) -> float | None:
     return part / impressions if impressions else None
 
 
-def _rates(impressions: int, clicks: int, completes: int) -> dict:
+# The viewing funnel, in order: each clip counter from an impression to a click.
+FUNNEL = ("impressions", "starts", "first_quartiles", "midpoints", "third_quartiles", "completes", "clicks")
+
+
+def _rates(counts: dict) -> dict:
     # The API's rates are 0.0, not null, before the first impression (its contract: numbers).
-    return {"impressions": impressions, "clicks": clicks, "completes": completes,
-            "ctr": round(rate(clicks, impressions) or 0.0, 4),
-            "completion_rate": round(rate(completes, impressions) or 0.0, 4)}
+    impressions = counts["impressions"]
+    return {**{key: counts[key] for key in FUNNEL},
+            "ctr": round(rate(counts["clicks"], impressions) or 0.0, 4),
+            "completion_rate": round(rate(counts["completes"], impressions) or 0.0, 4)}
 
 
 def campaign_stats(*, campaign: Campaign) -> dict:
-    """Per segment and per clip: viewers, impressions, clicks, completes, ctr. Four queries.
+    """Per segment and per clip: viewers, the viewing funnel's counts (impressions, starts,
+    first_quartiles, midpoints, third_quartiles, completes, clicks), ctr. Four queries.
 
     ```
     {"campaign_id": 7,
-     "totals": {"viewers", "impressions", "clicks", "completes", "ctr", "completion_rate"},
-     "segments": [{"id", "name", "position", "attributes", "viewers", "impressions", "clicks",
-                   "completes", "ctr", "completion_rate",
-                   "clips": [{"id", "variant", "status", "viewers", "impressions", "clicks",
-                              "completes", "ctr", "completion_rate"}, ...]}, ...],
+     "totals": {"viewers", *FUNNEL, "ctr", "completion_rate"},
+     "segments": [{"id", "name", "position", "attributes", "viewers", *FUNNEL, "ctr", "completion_rate",
+                   "clips": [{"id", "variant", "status", "viewers", *FUNNEL, "ctr",
+                              "completion_rate"}, ...]}, ...],
      "unsegmented_clips": [... clips with no segment, same shape ...]}
     ```
     A segment's figures are the sums over its clips (including clips not approved any more);
@@ -47,7 +52,7 @@ def campaign_stats(*, campaign: Campaign) -> dict:
     segments = list(Segment.objects.filter(organization_id=org_id, campaign=campaign).order_by("position", "id")
                     .values("id", "name", "position", "attributes"))
     clips = list(Clip.objects.filter(organization_id=org_id, campaign=campaign).order_by("segment_id", "variant", "id")
-                 .values("id", "segment_id", "variant", "status", "impressions", "clicks", "completes"))
+                 .values("id", "segment_id", "variant", "status", *FUNNEL))
     members = SegmentMembership.objects.filter(organization_id=org_id, campaign=campaign)
     viewers_by_segment = dict(members.values_list("segment_id").annotate(n=Count("id")).order_by())
     viewers_by_clip = dict(members.filter(clip__isnull=False).values_list("clip_id").annotate(n=Count("id"))
@@ -57,11 +62,11 @@ def campaign_stats(*, campaign: Campaign) -> dict:
     for clip in clips:
         row = {"id": clip["id"], "variant": clip["variant"], "status": clip["status"],
                "viewers": viewers_by_clip.get(clip["id"], 0),
-               **_rates(clip["impressions"], clip["clicks"], clip["completes"])}
+               **_rates(clip)}
         clip_rows.setdefault(clip["segment_id"], []).append(row)
 
     def summed(rows: list[dict]) -> dict:
-        return _rates(*(sum(r[key] for r in rows) for key in ("impressions", "clicks", "completes")))
+        return _rates({key: sum(r[key] for r in rows) for key in FUNNEL})
 
     segment_rows = []
     for seg in segments:

@@ -383,8 +383,9 @@ def test_events_need_a_serve_key(client, manage_client):
 
 def test_campaign_stats(campaign, django_assert_max_num_queries):
     hikers, gamers = segment_of(campaign, "Hikers", 0), segment_of(campaign, "Gamers", 1)
-    a = approved_clip(campaign, hikers, variant=0, impressions=100, clicks=10, completes=50)
-    b = approved_clip(campaign, hikers, variant=1, impressions=100, clicks=30, completes=60)
+    a = approved_clip(campaign, hikers, variant=0, impressions=100, clicks=10, completes=50, starts=90,
+                      first_quartiles=80, midpoints=70, third_quartiles=60)
+    b = approved_clip(campaign, hikers, variant=1, impressions=100, clicks=30, completes=60, starts=95)
     approved_clip(campaign, None, impressions=4, clicks=1)
     member(campaign, hikers, "h1", clip=a)
     member(campaign, hikers, "h2", clip=b)
@@ -394,8 +395,10 @@ def test_campaign_stats(campaign, django_assert_max_num_queries):
     with django_assert_max_num_queries(4):
         stats = campaign_stats(campaign=campaign)
     assert stats["campaign_id"] == campaign.pk
-    assert stats["totals"] == {"viewers": 4, "impressions": 204, "clicks": 41, "completes": 110,
+    assert stats["totals"] == {"viewers": 4, "impressions": 204, "starts": 185, "first_quartiles": 80,
+                               "midpoints": 70, "third_quartiles": 60, "clicks": 41, "completes": 110,
                                "ctr": round(41 / 204, 4), "completion_rate": round(110 / 204, 4)}
+    assert [c["first_quartiles"] for c in stats["segments"][0]["clips"]] == [80, 0]
     first, second = stats["segments"]
     assert (first["name"], first["viewers"], first["impressions"], first["clicks"], first["ctr"]) == \
         ("Hikers", 3, 200, 40, 0.2)

@@ -59,6 +59,12 @@ class SegmentsField(serializers.JSONField):
     """An integer k or a list of {name, attributes, setting?}; checked by the service, which names the index."""
 
 
+CTA_URL_HELP = ("the call to action: an https:// URL (at most 2000 characters) that a click on the clip opens "
+                "(VAST ClickThrough); optional")
+OBJECTIVE_HELP = ("what the variant chooser's Thompson sampling maximizes per impression: `clicks` (default) or "
+                  "`completes` (completed views)")
+
+
 class CampaignInSerializer(serializers.Serializer):
     brand = serializers.IntegerField(min_value=1)
     name = serializers.CharField(max_length=200)
@@ -79,6 +85,12 @@ class CampaignInSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=1,
         help_text="image-to-video: the id of an image asset of this campaign's brand; every clip starts from it "
                   "(its first frame is the image fitted to the campaign's size)")
+    # Any JSON here: the service checks it is an https URL and names the field otherwise.
+    cta_url = serializers.JSONField(required=False, help_text=CTA_URL_HELP)
+    objective = serializers.ChoiceField(
+        choices=Campaign.Objective.values, required=False, help_text=OBJECTIVE_HELP,
+        error_messages={"invalid_choice": f"\"{{input}}\" is not an objective; choose one of: "
+                                          f"{', '.join(Campaign.Objective.values)}."})
 
 
 class CampaignStatusInSerializer(serializers.Serializer):
@@ -117,11 +129,14 @@ class CameraField(serializers.ChoiceField):
 class CampaignSerializer(serializers.ModelSerializer):
     segments = SegmentSerializer(many=True, read_only=True)
     camera = CameraField(choices=CAMERA_CHOICES, read_only=True, help_text="the camera-move preset")
+    cta_url = serializers.CharField(read_only=True, help_text=CTA_URL_HELP + "; empty when none")
+    objective = serializers.ChoiceField(choices=Campaign.Objective.values, read_only=True, help_text=OBJECTIVE_HELP)
 
     class Meta:
         model = Campaign
         fields = ["id", "brand", "name", "brief", "num_frames", "width", "height", "fps", "status",
-                  "segment_count", "camera", "start_image", "segments", "created_at", "updated_at"]
+                  "segment_count", "camera", "cta_url", "objective", "start_image", "segments", "created_at",
+                  "updated_at"]
 
 
 class CameraPresetSerializer(serializers.Serializer):

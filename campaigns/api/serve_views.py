@@ -163,8 +163,9 @@ class CampaignClipForViewerView(ServeView):
 
 class EventCreateView(ServeView):
     @extend_schema(request=EventInSerializer, responses={202: EventSerializer, **errors(400)}, tags=["serving"],
-                   description="Report an impression, click or complete of a clip by a viewer. A clip that is not "
-                               "this organization's is refused as unknown (400 naming `clip_id`).")
+                   description="Report an impression, click or complete of a clip by a viewer, or a stage of the "
+                               "viewing funnel: start, first_quartile, midpoint, third_quartile. A clip that is "
+                               "not this organization's is refused as unknown (400 naming `clip_id`).")
     def post(self, request):
         data = EventInSerializer(data=request.data)
         data.is_valid(raise_exception=True)

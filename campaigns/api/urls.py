@@ -2,7 +2,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from campaigns.api import edit_views, serve_views, views, webhook_views
+from campaigns.api import edit_views, serve_views, vast_views, views, webhook_views
 from campaigns.api.errors import not_found_view
 
 urlpatterns = [
@@ -36,6 +36,8 @@ urlpatterns = [
     path("profiles/<str:external_id>", serve_views.ProfileView.as_view(), name="profile-detail"),
     path("campaigns/<int:campaign_id>/clip", serve_views.CampaignClipForViewerView.as_view(), name="campaign-clip"),
     path("events", serve_views.EventCreateView.as_view(), name="event-create"),
+    path("campaigns/<int:campaign_id>/vast", vast_views.CampaignVastView.as_view(), name="campaign-vast"),
+    path("vast/track", vast_views.VastTrackingView.as_view(), name="vast-tracking"),
     path("health", serve_views.HealthView.as_view(), name="health"),
     # Anything else under /api/v1/ is a JSON 404, in development too (where Django's handler404
     # would show its HTML debug page).

@@ -8,7 +8,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.bounded_json import JsonTooDeep, json_loads
-from campaigns.models import Review, WebhookEndpoint
+from campaigns.models import Campaign, Review, WebhookEndpoint
 from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, SETTINGS_CATALOGUE
 from generation.prompts import MAX_BRIEF_CHARS
 
@@ -97,6 +97,17 @@ class CampaignForm(forms.Form):
     camera = forms.ChoiceField(
         label=_("Camera move"), required=False,
         help_text=_("How the camera moves in every clip of the campaign."),
+    )
+    # Checked by the service (https only), which names the field on error.
+    cta_url = forms.CharField(
+        label=_("Call-to-action URL"), required=False, max_length=2000,
+        widget=forms.URLInput(attrs={"placeholder": "https://"}),
+        help_text=_("Where a click on the clip leads (https only). Optional."),
+    )
+    objective = forms.ChoiceField(
+        label=_("Optimize variants for"), choices=Campaign.Objective.choices, initial=Campaign.Objective.CLICKS,
+        required=False,  # absent (older clients of the form): clicks, as before
+        help_text=_("Which result picks the winning variant over time: clicks, or views watched to the end."),
     )
 
     def __init__(self, *args, brands, spec, **kwargs):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 
 from campaigns.errors import Conflict
@@ -111,11 +112,42 @@ def clean_camera(camera, *, brief: str) -> str:
     return camera
 
 
+MAX_CTA_URL_CHARS = 2000
+_https_url = URLValidator(schemes=["https"])
+
+
+def clean_cta_url(cta_url) -> str:
+    """The call to action's https URL as given (empty for none); the field named on error."""
+    if cta_url is None or cta_url == "":
+        return ""
+    if not isinstance(cta_url, str):
+        raise ValidationError({"cta_url": f"cta_url must be an https:// URL (text); got {type(cta_url).__name__}."})
+    cta_url = cta_url.strip()
+    if len(cta_url) > MAX_CTA_URL_CHARS:
+        raise ValidationError({"cta_url": f"cta_url must be at most {MAX_CTA_URL_CHARS} characters; "
+                                          f"got {len(cta_url)}."})
+    try:
+        _https_url(cta_url)
+    except ValidationError:
+        raise ValidationError({"cta_url": "cta_url must be an https:// URL, e.g. https://example.com/offer."}) from None
+    return cta_url
+
+
+def clean_objective(objective) -> str:
+    """What the variant chooser maximizes: clicks (the default) or completes."""
+    if objective is None or objective == "":
+        return Campaign.Objective.CLICKS
+    if objective not in Campaign.Objective.values:
+        raise ValidationError({"objective": f"objective must be one of {', '.join(Campaign.Objective.values)}; "
+                                            f"got {objective!r}."})
+    return objective
+
+
 @transaction.atomic
 def campaign_create(*, organization: Organization, brand: Brand, name: str, brief: str,
                     num_frames: int | None = None, width: int | None = None, height: int | None = None,
                     fps: int | None = None, segments=None, camera: str | None = None, start_image=None,
-                    user=None) -> Campaign:
+                    cta_url: str | None = None, objective: str | None = None, user=None) -> Campaign:
     if brand.organization_id != organization.pk:
         raise ValidationError({"brand": "no such brand in this organization."})
     spec = model_spec()
@@ -137,12 +169,15 @@ def campaign_create(*, organization: Organization, brand: Brand, name: str, brie
         # The prompt builder's limit, refused here rather than by the GPU job that would build it.
         raise ValidationError({"brief": f"brief must be at most {MAX_BRIEF_CHARS} characters; got {len(brief)}."})
     camera = clean_camera(camera, brief=brief)
+    cta_url = clean_cta_url(cta_url)
+    objective = clean_objective(objective)
     from .editing import start_image_for_brand  # image-to-video: one of the brand's image assets
 
     start_asset = start_image_for_brand(brand=brand, start_image=start_image)
 
     campaign = Campaign(organization=organization, brand=brand, name=(name or "").strip(), brief=brief,
-                        fps=fps, segment_count=k, camera=camera, start_image=start_asset,
+                        fps=fps, segment_count=k, camera=camera, start_image=start_asset, cta_url=cta_url,
+                        objective=objective,
                         created_by=user if user and user.is_authenticated else None, **values)
     campaign.full_clean()
     campaign.save()

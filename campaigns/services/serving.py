@@ -5,8 +5,9 @@ decided when their profile was embedded (a SegmentMembership row). In the steady
 indexed query, membership ⋈ profile ⋈ campaign ⋈ segment ⋈ remembered clip; a viewer seen for
 the first time costs one more read (the approved variants) and one write (the chosen one).
 
-Choosing among approved variants: Thompson sampling on each clip's own counters, Beta(1 + clicks,
-1 + impressions − clicks), so a variant with better click-through wins more new viewers over time
+Choosing among approved variants: Thompson sampling on each clip's own counters, Beta(1 + successes,
+1 + impressions − successes), where a success is what the campaign's ``objective`` says (a click,
+or a completed view), so a variant that does better per impression wins more new viewers over time
 while the others still get some; the choice is remembered on the membership, so a viewer keeps
 seeing the same variant. Viewers without a membership (unknown, or not yet embedded) get a variant
 of the fallback segment picked by a hash of their id: the same one every time, with no write.
@@ -55,6 +56,10 @@ class ServedClip:
     segment_id: int | None  # the viewer's segment; None for a viewer without one
     segment_name: str | None
     fallback: bool  # True when the clip is not of the viewer's own segment
+    # For the VAST answer, read by the same lookup (no extra query).
+    campaign_name: str = ""
+    cta_url: str = ""
+    profile_id: int | None = None  # None for a viewer the platform does not know
 
 
 # The hot lookup, written out once: campaign ⟕ viewer ⟕ membership ⟕ segment ⟕ remembered clip.
@@ -63,7 +68,8 @@ class ServedClip:
 # profile + campaign). No row: no such campaign in this organization.
 _LOOKUP_SQL = """
 SELECT c.status, m.id, m.segment_id, m.clip_id, s.name,
-       k.status, k.segment_id, k.width, k.height, k.num_frames, k.fps, k.video, k.poster
+       k.status, k.segment_id, k.width, k.height, k.num_frames, k.fps, k.video, k.poster,
+       c.name, c.cta_url, c.objective, p.id
 FROM {campaign} c
 LEFT JOIN {profile} p ON p.organization_id = c.organization_id AND p.external_id = %s
 LEFT JOIN {membership} m ON m.profile_id = p.id AND m.campaign_id = c.id
@@ -146,15 +152,17 @@ def clip_for_viewer(*, organization: Organization, campaign_id: int, external_id
     if not rows:
         raise NotFound("no such campaign in this organization.", code="not_found")
     (campaign_status, membership_id, segment_id, remembered_id, segment_name,
-     clip_status, clip_segment_id, width, height, num_frames, fps, video, poster) = rows[0]
+     clip_status, clip_segment_id, width, height, num_frames, fps, video, poster,
+     campaign_name, cta_url, objective, profile_id) = rows[0]
+    viewer = {"segment_id": segment_id, "segment_name": segment_name, "campaign_name": campaign_name,
+              "cta_url": cta_url, "profile_id": profile_id, "request": request}
     if campaign_status in NOT_SERVING:
         raise NotFound(NOT_SERVING[campaign_status], code="no_clip", details={"campaign_status": campaign_status})
 
     # 2. Steady state: the remembered variant, still approved and still of the viewer's segment.
     if remembered_id is not None and clip_status == Clip.Status.APPROVED and clip_segment_id == segment_id:
         return _served(clip_id=remembered_id, width=width, height=height, num_frames=num_frames, fps=fps,
-                       video=video, poster=poster, segment_id=segment_id, segment_name=segment_name,
-                       fallback=False, request=request)
+                       video=video, poster=poster, fallback=False, **viewer)
 
     # 3. First visit (or the remembered clip was withdrawn): the candidates, then a choice.
     candidates, fallback = _candidates(organization, campaign_id, segment_id)
@@ -167,13 +175,12 @@ def clip_for_viewer(*, organization: Organization, campaign_id: int, external_id
         by_id = {clip.id: clip for clip in candidates}
         chosen = by_id.get(remembered_id)
         if chosen is None:
-            chosen = thompson_choice(candidates)
+            chosen = thompson_choice(candidates, objective=objective)
             if not _remember(membership_id=membership_id, previous=remembered_id, chosen=chosen.id):
                 current = SegmentMembership.objects.filter(pk=membership_id).values_list("clip_id", flat=True).first()
                 chosen = by_id.get(current, chosen)
     return _served(clip_id=chosen.id, width=chosen.width, height=chosen.height, num_frames=chosen.num_frames,
-                   fps=chosen.fps, video=chosen.video, poster=chosen.poster, segment_id=segment_id,
-                   segment_name=segment_name, fallback=fallback, request=request)
+                   fps=chosen.fps, video=chosen.video, poster=chosen.poster, fallback=fallback, **viewer)
 
 
 @contextmanager
@@ -205,12 +212,14 @@ class Candidate(NamedTuple):
     poster: str
     impressions: int
     clicks: int
+    completes: int
 
 
 # The viewer's segment's approved clips first; then, by segment position, the fallback's. One
 # query for both cases, using the (campaign, status, segment) index.
 _CANDIDATES_SQL = """
-SELECT k.id, k.segment_id, k.width, k.height, k.num_frames, k.fps, k.video, k.poster, k.impressions, k.clicks
+SELECT k.id, k.segment_id, k.width, k.height, k.num_frames, k.fps, k.video, k.poster, k.impressions, k.clicks,
+       k.completes
 FROM {clip} k
 LEFT JOIN {segment} s ON s.id = k.segment_id
 WHERE k.campaign_id = %s AND k.organization_id = %s AND k.status = %s
@@ -233,10 +242,20 @@ def _candidates(organization: Organization, campaign_id: int, segment_id: int | 
     return [c for c in rows if c.segment_id == first_segment], not (segment_id and first_segment == segment_id)
 
 
-def thompson_choice(clips: list, rng: random.Random | None = None):
-    """One draw from each clip's Beta(1 + clicks, 1 + non-clicks) posterior; the highest wins."""
+def thompson_choice(clips: list, rng: random.Random | None = None, *, objective: str = Campaign.Objective.CLICKS):
+    """One draw from each clip's Beta(1 + successes, 1 + failures) posterior; the highest wins.
+
+    A success is a click, or a completed view when the campaign's objective is ``completes``;
+    either way counted per impression.
+    """
     rng = rng or random
-    return max(clips, key=lambda c: rng.betavariate(1 + c.clicks, 1 + max(0, c.impressions - c.clicks)))
+    field = "completes" if objective == Campaign.Objective.COMPLETES else "clicks"
+
+    def draw(clip) -> float:
+        wins = getattr(clip, field)
+        return rng.betavariate(1 + wins, 1 + max(0, clip.impressions - wins))
+
+    return max(clips, key=draw)
 
 
 def _by_hash(clips: list[Candidate], campaign_id: int, external_id: str) -> Candidate:
@@ -287,11 +306,21 @@ def signed_urls_forget() -> None:
 
 # --- events --------------------------------------------------------------------------------------
 
-COUNTERS = {Event.Type.IMPRESSION: "impressions", Event.Type.CLICK: "clicks", Event.Type.COMPLETE: "completes"}
+# Each event type's counter on its clip; the order is the viewing funnel's.
+COUNTERS = {
+    Event.Type.IMPRESSION: "impressions",
+    Event.Type.START: "starts",
+    Event.Type.FIRST_QUARTILE: "first_quartiles",
+    Event.Type.MIDPOINT: "midpoints",
+    Event.Type.THIRD_QUARTILE: "third_quartiles",
+    Event.Type.COMPLETE: "completes",
+    Event.Type.CLICK: "clicks",
+}
 
 
 def event_record(*, organization: Organization, clip_id, profile: str, event_type: str) -> Event:
-    """Store one impression, click or complete of a clip by a viewer, and bump the clip's counter.
+    """Store one event of a clip by a viewer (impression, start, a quartile, complete, click), and
+    bump the clip's counter.
 
     The clip must be this organization's (another organization's clip is refused exactly like a
     clip that does not exist: 400 naming ``clip_id``). An unknown viewer's event still counts,
@@ -312,10 +341,20 @@ def event_record(*, organization: Organization, clip_id, profile: str, event_typ
             profile=OuterRef("pk"), campaign_id=clip["campaign_id"]).values("segment_id")[:1]))
         .values("id", "segment_id").first()
     )
+    return event_store(organization_id=organization.pk, clip_id=clip["id"], profile_id=viewer["id"] if viewer else None,
+                       segment_id=viewer["segment_id"] if viewer else None, event_type=event_type)
+
+
+def event_store(*, organization_id: int, clip_id: int, profile_id: int | None, segment_id: int | None,
+                event_type: str, serving_id=None) -> Event:
+    """The one write of an event: its row and its clip's counter, together or not at all.
+
+    With a ``serving_id`` (a VAST answer's tracking URL) a second report of the same type raises
+    IntegrityError and leaves nothing behind: the unique constraint makes each URL count once.
+    """
     field = COUNTERS[event_type]
     with commit_without_waiting_for_disk():
-        event = Event.objects.create(organization=organization, clip_id=clip["id"],
-                                     profile_id=viewer["id"] if viewer else None,
-                                     segment_id=viewer["segment_id"] if viewer else None, type=event_type)
-        Clip.objects.filter(pk=clip["id"]).update(**{field: F(field) + 1})
+        event = Event.objects.create(organization_id=organization_id, clip_id=clip_id, profile_id=profile_id,
+                                     segment_id=segment_id, type=event_type, serving_id=serving_id)
+        Clip.objects.filter(pk=clip_id).update(**{field: F(field) + 1})
     return event

@@ -15,7 +15,7 @@ from campaigns.dashboard.forms import CampaignForm, GenerateForm, SegmentSetting
 from campaigns.errors import ServiceError
 from campaigns.files import signed_url
 from campaigns.models import Campaign, Clip, Job
-from campaigns.selectors_serving import campaign_stats
+from campaigns.selectors_serving import FUNNEL, campaign_stats, rate
 
 # The status moves a marketer makes from the campaign page, and the button each gets.
 STATUS_ACTIONS = {
@@ -50,7 +50,8 @@ def campaign_create(request):
             campaign = services.campaign_create(
                 organization=request.organization, brand=brand, name=data["name"], brief=data["brief"],
                 num_frames=data["num_frames"], width=data["width"], height=data["height"], fps=data["fps"],
-                segments=data["segments"], camera=data["camera"] or None, user=request.user,
+                segments=data["segments"], camera=data["camera"] or None, cta_url=data["cta_url"],
+                objective=data["objective"], user=request.user,
             )
         except ValidationError as exc:
             form_add_service_errors(form, exc)
@@ -64,10 +65,9 @@ def campaign_create(request):
     }, status=400 if form.errors else 200)
 
 
-def _performance(campaign) -> tuple[dict[int, dict], dict[int, int]]:
+def _performance(stats: dict) -> tuple[dict[int, dict], dict[int, int]]:
     """Per clip {impressions, clicks, completes, viewers} and viewers per segment, from the
     serving side's per-clip counters (``campaign_stats``)."""
-    stats = campaign_stats(campaign=campaign)
     rows = [row for seg in stats["segments"] for row in seg["clips"]] + stats.get("unsegmented_clips", [])
     return ({row["id"]: row for row in rows}, {seg["id"]: seg.get("viewers", 0) for seg in stats["segments"]})
 
@@ -81,9 +81,34 @@ def _clip_view(clip: Clip, counts: dict, request) -> dict:
             "viewers": counts.get("viewers")}
 
 
-def _segments_with_clips(request, campaign) -> tuple[list[dict], dict]:
+def _funnel_row(name: str, figures: dict, *, level: str) -> dict:
+    """One line of the viewing funnel: each stage's count and its share of the impressions (%)."""
+    impressions = figures.get("impressions", 0)
+    cells = []
+    for key in FUNNEL:
+        fraction = rate(figures.get(key, 0), impressions)
+        cells.append({"key": key, "count": figures.get(key, 0),
+                      "percent": None if fraction is None else round(100.0 * fraction, 1)})
+    return {"name": name, "level": level, "cells": cells}
+
+
+def _funnel(stats: dict) -> list[dict]:
+    """The viewing funnel per segment, and per variant (clip) within it, then the campaign's total."""
+    rows = []
+    for seg in stats["segments"]:
+        rows.append(_funnel_row(seg["name"], seg, level="segment"))
+        rows += [_funnel_row(_("variant %(variant)s · clip #%(id)s") % {"variant": clip["variant"] + 1, "id": clip["id"]},
+                             clip, level="clip") for clip in seg["clips"] if clip["impressions"]]
+    loose = [clip for clip in stats["unsegmented_clips"] if clip["impressions"]]
+    if loose:
+        rows += [_funnel_row(_("Per-viewer clip #%(id)s") % {"id": clip["id"]}, clip, level="clip") for clip in loose]
+    rows.append(_funnel_row(_("All viewers"), stats["totals"], level="total"))
+    return rows
+
+
+def _segments_with_clips(request, campaign, stats: dict) -> tuple[list[dict], dict]:
     clips = list(selectors.clip_list_for_campaign(campaign=campaign))
-    counts, viewers = _performance(campaign)
+    counts, viewers = _performance(stats)
     views = [_clip_view(c, counts.get(c.pk, {}), request) for c in clips]
     groups = []
     for segment in selectors.segment_list_for_campaign(campaign=campaign):
@@ -132,11 +157,13 @@ def campaign_detail(request, campaign_id):
 
 
 def _detail(request, campaign, *, generate_form=None, status=200):
-    groups, totals = _segments_with_clips(request, campaign)
+    stats = campaign_stats(campaign=campaign)
+    groups, totals = _segments_with_clips(request, campaign, stats)
     lora = selectors.lora_latest_for_brand(brand=campaign.brand)
     cameras = dict(camera_choices())
     return render(request, "dashboard/campaigns/detail.html", {
         "campaign": campaign, "groups": groups, "totals": totals, "lora": lora,
+        "funnel": _funnel(stats) if totals["impressions"] else [],
         "camera_label": cameras.get(campaign.camera, ""), "setting_suggestions": setting_suggestions(),
         "generate_form": generate_form or GenerateForm(),
         "status_actions": STATUS_ACTIONS.get(campaign.status, []),
