@@ -50,6 +50,7 @@ browser:
 
 test: venv browser
 	$(BIN)/python infra/check_services.py
+	@bash infra/start-docker.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The fast suite for the edit-test loop: everything but the tests that run real workers or a
@@ -80,6 +81,12 @@ lock:
 	$(UV_COMPILE) --extra cpu -f $(TORCH_CPU_WHEELS) -o requirements/cpu-worker.txt
 	$(UV_COMPILE) --extra gpu -o requirements/gpu-worker.txt
 	$(UV_COMPILE) --all-extras --group test --group bench -f $(TORCH_CPU_WHEELS) -o requirements/dev.txt
+
+# The web, cpu-worker and gpu-worker images (infra/Dockerfile): `make images` or, one of them,
+# `make images IMAGES=web`. BASE=<image> picks the base (README, "Packaging and images").
+IMAGES ?= web cpu-worker gpu-worker
+images:
+	bash infra/images.sh $(IMAGES)
 
 clean:
 	rm -rf var/

@@ -40,11 +40,13 @@ fi
 args=(--build-arg "BASE=$BASE")
 cert=${PIP_CERT:-$(pipconf cert)}
 [ -n "$cert" ] && [ -s "$cert" ] && args+=(--secret "id=pipcert,src=$cert")
-for dir in ${PIP_FIND_LINKS:-} $(pipconf find-links); do
-  for wheel in "$dir"/torch-2.13.0+cpu-*.whl; do
-    [ -f "$wheel" ] && { [ -f "infra/wheels/${wheel##*/}" ] || cp -l "$wheel" infra/wheels/ 2>/dev/null || cp "$wheel" infra/wheels/; }
+if [[ " ${targets[*]} " == *" cpu-worker "* ]]; then
+  for dir in ${PIP_FIND_LINKS:-} $(pipconf find-links); do
+    for wheel in "$dir"/torch-2.13.0+cpu-*.whl; do
+      [ -f "$wheel" ] && { [ -f "infra/wheels/${wheel##*/}" ] || cp -l "$wheel" infra/wheels/ 2>/dev/null || cp "$wheel" infra/wheels/; }
+    done
   done
-done
+fi
 
 mkdir -p var/images
 for target in "${targets[@]}"; do
