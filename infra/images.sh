@@ -19,7 +19,7 @@ local_base() {
   command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
   local mirror rootfs
   mirror=${DEBIAN_MIRROR:-$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-    | awk '{print $2}' | head -1)}
+    | awk '{print $2}' | head -1 || true)}
   rootfs=$(mktemp -d)
   echo "making $LOCAL_BASE with debootstrap from ${mirror:-deb.debian.org}"
   debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" "${mirror:-http://deb.debian.org/debian}" >/dev/null
