@@ -317,3 +317,19 @@ def test_an_uploaded_csv_is_imported_by_a_worker(worker, org, s3_client):
     assert job.result["errors"] == [{"line": 5, "external_id": "bad id!", "reason": job.result["errors"][0]["reason"]}]
     assert RecipientPage.objects.filter(campaign=campaign).count() == 3
     assert job.params["file"] not in bucket_keys(s3_client)
+
+
+def test_the_schema_describes_both_recipient_endpoints(client):
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    upload = schema["paths"]["/api/v1/campaigns/{campaign_id}/recipients"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert {"202", "400", "404", "409", "413"} <= set(upload["responses"])
+    export_op = schema["paths"]["/api/v1/campaigns/{campaign_id}/recipients.csv"]["get"]
+    assert "text/csv" in export_op["responses"]["200"]["content"]
+
+
+def test_a_csv_is_the_answer_whatever_the_client_accepts(manage_client, campaign):
+    run_import(campaign, GOOD_CSV)
+    response = manage_client.get(f"/api/v1/campaigns/{campaign.pk}/recipients.csv", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert len(response.content.decode().splitlines()) == 1 + 3
