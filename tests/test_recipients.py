@@ -193,6 +193,17 @@ def test_good_rows_go_in_placed_with_a_page_each_and_bad_rows_are_reported_by_li
     assert (job.result["unchanged"], job.result["embedded_texts"]) == (1, 0)
 
 
+def test_a_failed_import_says_why_and_leaves_no_file(campaign, s3_client):
+    job = services.recipients_upload(campaign=campaign, upload=csv_upload(GOOD_CSV))
+    assert job.params["file"] in bucket_keys(s3_client)
+    campaign.segments.all().delete()  # the marketer's segments went away before the worker ran
+    services.job_run(job_id=job.pk, work=recipients_import_run)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "no segments any more" in job.error
+    assert job.params["file"] not in bucket_keys(s3_client)
+    assert not Profile.objects.exists() and not RecipientPage.objects.exists()
+
+
 def test_the_import_also_places_recipients_in_the_organizations_other_campaigns(org, campaign):
     other = services.campaign_create(organization=org, brand=campaign.brand, name="Winter", brief="Boots", segments=[
         {"name": "Snow", "attributes": {"interests": ["skiing"]}}])

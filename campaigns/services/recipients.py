@@ -168,7 +168,24 @@ def _ready_centroids(campaign: Campaign) -> dict:
 def recipients_import_run(handle: JobHandle) -> dict:
     """The IMPORT_RECIPIENTS job: 1. read and judge every row; 2. per chunk of CHUNK good rows:
     embed what changed, upsert, place in every campaign's segments, give each a page; 3. drop the
-    stored file. A redelivered job starts over and ends in the same state (upserts, not inserts)."""
+    stored file. A redelivered job starts over and ends in the same state (upserts, not inserts).
+
+    The file goes when the job is done with it: succeeded, failed or cancelled; it stays for a retry
+    after a transient error, and for the worker that took the job over (JobLost)."""
+    from .jobs import TRANSIENT_ERRORS
+
+    try:
+        result = _import(handle)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:  # JobCancelled included
+        default_storage.delete(handle.job.params["file"])
+        raise
+    default_storage.delete(handle.job.params["file"])  # personal data, and it has served its purpose
+    return result
+
+
+def _import(handle: JobHandle) -> dict:
     import numpy as np
 
     from generation.embeddings import embed_texts, profile_text, to_list
@@ -265,8 +282,6 @@ def recipients_import_run(handle: JobHandle) -> dict:
         handle.progress(0.05 + 0.95 * done / max(len(ids), 1), f"placed {done}/{len(ids)} recipients",
                         data={"done": done, "total": len(ids), "bad": bad})
 
-    # 3. The file held personal data and has served its purpose.
-    default_storage.delete(job.params["file"])
     return {"rows": len(rows), "imported": len(good), "created": created, "updated": updated,
             "unchanged": unchanged, "embedded_texts": embedded, "bad_rows": bad, "errors": errors,
             "errors_truncated": bad > len(errors)}
