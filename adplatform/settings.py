@@ -194,6 +194,9 @@ STORAGES = {
 # Uploads: bigger files are refused with 413 before they are stored.
 ASSET_MAX_BYTES = env.int("ASSET_MAX_BYTES", default=50 * 1024 * 1024)
 ASSET_MAX_PIXELS = env.int("ASSET_MAX_PIXELS", default=40_000_000)
+# Recipients CSV uploads (campaigns.services.recipients): 20 MB holds 100,000 rows of a dozen columns.
+RECIPIENTS_MAX_BYTES = env.int("RECIPIENTS_MAX_BYTES", default=20 * 1024 * 1024)
+RECIPIENTS_MAX_ROWS = env.int("RECIPIENTS_MAX_ROWS", default=100_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Hostile input (campaigns/middleware.py, campaigns/bounded_json.py): a JSON or form body over

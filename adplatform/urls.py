@@ -5,6 +5,7 @@ from django.urls import include, path
 from adplatform.health import ReadinessView, liveness_view
 from adplatform.metrics import metrics_view
 from campaigns.files import signed_media_view
+from campaigns.recipient_pages import recipient_cta, recipient_page
 
 urlpatterns = [
     # Operations (answered first by adplatform.ops.OpsEndpointsMiddleware; README "Health and metrics").
@@ -16,6 +17,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("files/<str:token>", signed_media_view, name="signed-file"),
+    # A recipient's personal landing page and its call to action: no login, the token is the key.
+    path("p/<str:token>", recipient_page, name="recipient-page"),
+    path("p/<str:token>/go", recipient_cta, name="recipient-cta"),
     path("", include("campaigns.dashboard.urls")),
 ]
 

@@ -128,6 +128,7 @@ class Job(OrgOwned):
         SEGMENT_PROFILES = "segment_profiles", _("Segmentation")
         EDIT_CLIP = "edit_clip", _("Clip edit")
         RESCENE_CAMPAIGN = "rescene_campaign", _("Re-scene per segment")
+        IMPORT_RECIPIENTS = "import_recipients", _("Recipients import")
         SELFTEST = "selftest", _("Self-test")
 
     class Status(models.TextChoices):
@@ -296,6 +297,25 @@ class SegmentMembership(OrgOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["profile", "campaign"], name="one_segment_per_campaign")]
+
+
+class RecipientPage(OrgOwned):
+    """A viewer's personal landing page in a campaign: reached by a long random token, no login.
+
+    Revoking it (``revoked_at``) makes the token answer 404 for good; erasing the viewer removes it.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipient_pages")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="recipient_pages")
+    # secrets.token_urlsafe(32): 43 characters, 256 random bits (services.recipients).
+    token = models.CharField(max_length=64, unique=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "profile"], name="one_page_per_recipient")]
+
+    def __str__(self) -> str:
+        return f"page of {self.profile_id} in {self.campaign_id}"
 
 
 def clip_upload_to(instance: "Clip", filename: str) -> str:

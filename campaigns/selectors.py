@@ -2,6 +2,8 @@
 
 A row of another organization is answered exactly as a row that does not exist (Http404).
 """
+import re
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -20,6 +22,9 @@ from campaigns.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+
+# secrets.token_urlsafe output (services.recipients makes 43 characters).
+RECIPIENT_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
@@ -139,3 +144,14 @@ def webhook_endpoint_get(*, organization: Organization, endpoint_id) -> WebhookE
 def webhook_delivery_list_for_endpoint(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(organization_id=endpoint.organization_id, endpoint=endpoint).order_by(
         "-created_at", "-id")
+
+
+def recipient_page_by_token(*, token: str):
+    """A live personal landing page by its token, with what the page shows; None when the token is
+    unknown or revoked. Not scoped by organization: the long random token is the credential."""
+    from campaigns.models import RecipientPage
+
+    if not isinstance(token, str) or not RECIPIENT_TOKEN.fullmatch(token):
+        return None  # not a token this platform makes: no query
+    return (RecipientPage.objects.filter(token=token, revoked_at__isnull=True)
+            .select_related("organization", "campaign__brand", "profile").first())

@@ -2,7 +2,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from campaigns.api import edit_views, serve_views, vast_views, views, webhook_views
+from campaigns.api import edit_views, recipient_views, serve_views, vast_views, views, webhook_views
 from campaigns.api.errors import not_found_view
 
 urlpatterns = [
@@ -20,6 +20,10 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/clips", views.CampaignClipsView.as_view(), name="campaign-clips"),
     path("campaigns/<int:campaign_id>/segments/<int:segment_id>", views.SegmentDetailView.as_view(),
          name="segment-detail"),
+    path("campaigns/<int:campaign_id>/recipients", recipient_views.RecipientsUploadView.as_view(),
+         name="campaign-recipients"),
+    path("campaigns/<int:campaign_id>/recipients.csv", recipient_views.RecipientsExportView.as_view(),
+         name="campaign-recipients-csv"),
     path("presets", views.PresetsView.as_view(), name="presets"),
     path("clips/<int:clip_id>/review", views.ClipReviewView.as_view(), name="clip-review"),
     path("clips/<int:clip_id>/edits", edit_views.ClipEditsView.as_view(), name="clip-edits"),

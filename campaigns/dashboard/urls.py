@@ -1,7 +1,7 @@
 """Dashboard URLs: pages for people, scoped to the organization chosen in the session."""
 from django.urls import path
 
-from campaigns.dashboard.views import brands, campaigns, edits, home, jobs, reviews, webhooks
+from campaigns.dashboard.views import brands, campaigns, edits, home, jobs, recipients, reviews, webhooks
 
 app_name = "dashboard"
 
@@ -24,6 +24,8 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/progress/", campaigns.campaign_progress, name="campaign-progress"),
     path("campaigns/<int:campaign_id>/segments/<int:segment_id>/setting/", campaigns.segment_setting,
          name="segment-setting"),
+    path("campaigns/<int:campaign_id>/recipients/", recipients.recipients_upload, name="recipients-upload"),
+    path("campaigns/<int:campaign_id>/recipients.csv", recipients.recipients_export, name="recipients-export"),
     path("clips/<int:clip_id>/", edits.clip_detail, name="clip-detail"),
     path("clips/<int:clip_id>/edit/", edits.clip_edit, name="clip-edit"),
     path("clips/<int:clip_id>/edit-jobs/", edits.clip_edit_jobs_panel, name="clip-edit-jobs"),

@@ -11,6 +11,7 @@ from .reviews import clip_review
 from .segments import segment_update
 from .training import brand_train
 from .profiles import profile_delete, profile_upsert
+from .recipients import recipient_pages_revoke, recipients_export_rows, recipients_upload
 from .serving import clip_for_viewer, event_record
 from .webhooks import (
     webhook_endpoint_create,
@@ -51,6 +52,9 @@ __all__ = [
     "organization_get_or_create",
     "profile_delete",
     "profile_upsert",
+    "recipient_pages_revoke",
+    "recipients_export_rows",
+    "recipients_upload",
     "segment_update",
     "webhook_endpoint_create",
     "webhook_endpoint_delete",

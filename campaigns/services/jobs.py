@@ -40,6 +40,7 @@ JOB_TASKS: dict[str, str] = {
     Job.Kind.EDIT_CLIP: "gpu.clip_edit",
     Job.Kind.RESCENE_CAMPAIGN: "gpu.campaign_rescene",
     Job.Kind.SEGMENT_PROFILES: "cpu.campaign_segment",
+    Job.Kind.IMPORT_RECIPIENTS: "cpu.recipients_import",
     Job.Kind.SELFTEST: "cpu.job_selftest",
 }
 

@@ -11,6 +11,7 @@ from campaigns import selectors, services
 from campaigns.dashboard.charts import bar_width, ctr
 from campaigns.dashboard.context import error_message, form_add_service_errors, is_fragment, org_view
 from campaigns.dashboard.views.edits import nest_edits
+from campaigns.dashboard.views.recipients import recipients_context
 from campaigns.dashboard.forms import CampaignForm, GenerateForm, SegmentSettingForm, camera_choices, setting_suggestions
 from campaigns.errors import ServiceError
 from campaigns.files import signed_url
@@ -169,6 +170,7 @@ def _detail(request, campaign, *, generate_form=None, status=200):
         "status_actions": STATUS_ACTIONS.get(campaign.status, []),
         "clip_total": sum(len(g["clips"]) for g in groups),
         **_progress_context(request, campaign),
+        **recipients_context(campaign),
     }, status=status)
 
 
