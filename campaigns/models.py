@@ -128,7 +128,6 @@ class Job(OrgOwned):
         SEGMENT_PROFILES = "segment_profiles", _("Segmentation")
         EDIT_CLIP = "edit_clip", _("Clip edit")
         RESCENE_CAMPAIGN = "rescene_campaign", _("Re-scene per segment")
-        SELFTEST = "selftest", _("Self-test")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

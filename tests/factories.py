@@ -78,7 +78,7 @@ class JobFactory(factory.django.DjangoModelFactory):
         model = models.Job
 
     organization = factory.SubFactory(OrganizationFactory)
-    kind = models.Job.Kind.SELFTEST
+    kind = models.Job.Kind.SEGMENT_PROFILES
 
 
 class ProfileFactory(factory.django.DjangoModelFactory):

@@ -33,7 +33,7 @@ def _running(job: Job, *, silent_s: float, worker_losses: int = 0) -> Job:
 
 
 def test_a_job_whose_worker_beats_is_not_taken_twice(org):
-    job = _running(factories.JobFactory(organization=org, kind=Job.Kind.SELFTEST), silent_s=5)
+    job = _running(factories.JobFactory(organization=org), silent_s=5)
     assert job_start(job_id=job.pk) is None  # a second delivery of the same task
     assert jobs_requeue_stale() == []
     job.refresh_from_db()
@@ -41,7 +41,7 @@ def test_a_job_whose_worker_beats_is_not_taken_twice(org):
 
 
 def test_a_silent_job_is_requeued_and_its_old_worker_cannot_write(org):
-    job = _running(factories.JobFactory(organization=org, kind=Job.Kind.SELFTEST),
+    job = _running(factories.JobFactory(organization=org),
                    silent_s=settings.JOB_HEARTBEAT_TIMEOUT_S + 1)
     old_attempt = Job.objects.get(pk=job.pk)
     assert jobs_requeue_stale() == [job.pk]

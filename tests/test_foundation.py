@@ -21,6 +21,7 @@ from campaigns.models import ApiKey, Job
 from tests import factories
 from tests.conftest import BUCKET
 from tests.helpers import assert_error, assert_web_process_stays_light, wait_for
+from tests.worker_tasks import progress_job_start
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,8 +204,8 @@ def test_own_job_is_visible(manage_client, org):
 # --- jobs through a real worker ------------------------------------------------------------------
 
 @pytest.mark.worker
-def test_selftest_job_runs_on_a_real_worker(worker, org):
-    job = services.job_create(organization=org, kind=Job.Kind.SELFTEST, params={"steps": 4, "delay": 0.2})
+def test_a_job_runs_on_a_real_worker(worker, org):
+    job = progress_job_start(organization=org, steps=4, delay=0.2)
     seen = set()
 
     def finished():
@@ -221,7 +222,7 @@ def test_selftest_job_runs_on_a_real_worker(worker, org):
 
 @pytest.mark.worker
 def test_running_job_cancelled_stops(worker, org, manage_client):
-    job = services.job_create(organization=org, kind=Job.Kind.SELFTEST, params={"steps": 50, "delay": 0.2})
+    job = progress_job_start(organization=org, steps=50, delay=0.2)
     wait_for(lambda: Job.objects.get(pk=job.pk).status == Job.Status.RUNNING)
     response = manage_client.post(f"/api/v1/jobs/{job.pk}/cancel")
     assert response.status_code == 202
@@ -313,8 +314,8 @@ def test_celery_configuration_took_effect():
     assert conf.broker_url.startswith("redis://")
     assert conf.broker_transport_options["visibility_timeout"] >= 4 * 3600
     app.loader.import_default_modules()
-    task = app.tasks["cpu.job_selftest"]
-    assert task.acks_late and task.reject_on_worker_lost and task.time_limit == 90
+    task = app.tasks["cpu.campaign_segment"]
+    assert task.acks_late and task.reject_on_worker_lost and task.time_limit == 2 * 3600 + 300
 
 
 def _manage(*args, env: dict) -> subprocess.CompletedProcess:
