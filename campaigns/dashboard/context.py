@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 from campaigns import selectors
-from campaigns.errors import ServiceError
+from campaigns.errors import ServiceError, error_payload
 from campaigns.models import Membership
 
 SESSION_KEY = "dashboard_org_id"
@@ -66,18 +66,13 @@ def error_message(exc: Exception) -> str:
 
 
 def error_status(exc: Exception) -> int:
-    if isinstance(exc, ServiceError):
-        return exc.status
-    if isinstance(exc, PermissionDenied):
-        return 403
-    return 400
+    return error_payload(exc)[0]
 
 
 def error_json(exc: Exception) -> JsonResponse:
-    code = getattr(exc, "code", None) or ("permission_denied" if isinstance(exc, PermissionDenied) else "invalid")
-    details = exc.details if isinstance(exc, ServiceError) else {}
-    return JsonResponse({"error": {"code": code, "message": error_message(exc), "details": details}},
-                        status=error_status(exc))
+    """The API's error envelope (campaigns.errors.error_payload) for the dashboard's fetch calls."""
+    status, body = error_payload(exc)
+    return JsonResponse(body, status=status)
 
 
 def form_add_service_errors(form, exc: ValidationError) -> None:

@@ -20,7 +20,7 @@ from campaigns.dashboard.context import (
     wants_json,
 )
 from campaigns.dashboard.forms import BrandForm, TrainForm
-from campaigns.errors import ServiceError
+from campaigns.errors import ServiceError, error_body
 from campaigns.files import signed_url
 from campaigns.models import BrandAsset, Job
 
@@ -122,7 +122,7 @@ def asset_upload(request, brand_id):
     caption = request.POST.get("caption", "")
     if wants_json(request):
         if len(files) != 1:
-            return JsonResponse({"error": {"code": "invalid", "message": _("Send exactly one file.")}}, status=400)
+            return JsonResponse(error_body("invalid", _("Send exactly one file.")), status=400)
         try:
             asset, created = services.asset_upload(brand=brand, upload=files[0], caption=caption)
         except (ServiceError, ValidationError) as exc:
