@@ -18,7 +18,6 @@ import numpy as np
 
 EDIT_KINDS = ("rescene", "extend", "loop", "connect")
 EXTEND_DIRECTIONS = ("forward", "backward")
-MAX_EDIT_VARIANTS = 8
 
 
 @dataclass

@@ -19,15 +19,16 @@ import hashlib
 import re
 import unicodedata
 
+from generation.limits import MAX_BRIEF_CHARS
 from generation.personalization import camera_preset, clean_setting, default_camera_for_brief
 
 # Wan encodes up to 512 tokens and LTX 128; a T5 token is about 4 Latin characters (fewer for
 # CJK). 1,200 characters keeps the brief and brand words inside every family's window; the tail
 # (quality words) is what gets cut by the tokenizer when a family's window is shorter.
 MAX_PROMPT_CHARS = 1200
-# A brief is the marketer's own words: too long is a form error, not something to cut silently.
-MAX_BRIEF_CHARS = 600
-MAX_STYLE_NOTES_CHARS = 300
+# A brief is the marketer's own words: too long is a form error, not something to cut silently
+# (MAX_BRIEF_CHARS, generation.limits). Style notes are quoted up to this many characters.
+PROMPT_STYLE_NOTES_CHARS = 300
 # Segment attributes come from clustering and may be long lists: these bounds clip them.
 MAX_SEGMENT_ITEMS = 8
 MAX_SEGMENT_VALUE_CHARS = 80
@@ -130,7 +131,7 @@ def build_prompt(
     if len(brief) > MAX_BRIEF_CHARS:
         raise ValueError(f"brief must be at most {MAX_BRIEF_CHARS} characters; got {len(brief)}.")
     brand_name = _clean(brand_name)
-    style_notes = _clip(_clean(style_notes), MAX_STYLE_NOTES_CHARS)
+    style_notes = _clip(_clean(style_notes), PROMPT_STYLE_NOTES_CHARS)
     trigger_token = _clean(trigger_token)
     if not isinstance(segment_attributes, dict):
         raise TypeError(f"segment_attributes must be a dict; got {type(segment_attributes).__name__}.")

@@ -16,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign, Profile, Segment, SegmentMembership
+from generation.personalization import GENERAL_SEGMENT
 
 from .jobs import JobHandle
 
 # Rows per round trip when reading embeddings or writing memberships: bounded memory per batch.
 BATCH = 1000
-GENERAL_SEGMENT = "General"
 
 
 def _vectors(rows: list[list[float]]):

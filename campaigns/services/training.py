@@ -17,6 +17,7 @@ from django.db.models import Max
 from campaigns import selectors
 from campaigns.errors import Conflict
 from campaigns.models import Brand, Job, LoraAdapter
+from generation.limits import TRAINING_LIMITS
 from generation.tiny_model import TINY_LORA
 
 from .campaigns import model_spec
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 # Real checkpoints want gentler, longer runs than the tiny models (generation.tiny_model.TINY_LORA).
 REAL_TRAINING = {"steps": 1500, "rank": 32, "learning_rate": 1e-4}
-LIMITS = {"steps": (1, 20000), "rank": (1, 256), "learning_rate": (1e-7, 1.0)}
 # Training clips for real checkpoints: short and small enough for a brand's look, cheap enough
 # for any GPU. The project's own checkpoints train at the size they generate at.
 REAL_SIZE = {"num_frames": 17, "width": 480, "height": 272}
@@ -41,7 +41,7 @@ def training_size() -> dict:
 
 
 def _check(name: str, value, kind: type):
-    low, high = LIMITS[name]
+    low, high = TRAINING_LIMITS[name]
     ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
     if not ok or not low <= value <= high:
         raise ValidationError({name: f"{name} must be a {'number' if kind is float else 'whole number'} "
