@@ -190,32 +190,11 @@ def nearest_colour_name(code: str) -> str:
     digits = match.group(1)
     if len(digits) == 3:
         digits = "".join(d * 2 for d in digits)
-    target = _lab(tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4)))
-    return min(NAMED_COLOURS, key=lambda item: _distance(_lab(item[1]), target))[0]
+    from generation.colour import srgb_to_lab
 
-
-def _distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
-    return sum((x - y) ** 2 for x, y in zip(a, b))
-
-
-def _lab(rgb: tuple[int, ...]) -> tuple[float, float, float]:
-    """sRGB -> CIELAB (D65). Distances in Lab follow what the eye sees; plain RGB distance calls
-    dark blues and dark reds "grey"."""
-
-    def linear(c: int) -> float:
-        c = c / 255.0
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(c) for c in rgb)
-    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
-    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
-
-    def f(t: float) -> float:
-        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
-
-    fx, fy, fz = f(x), f(y), f(z)
-    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+    target = srgb_to_lab([int(digits[i : i + 2], 16) for i in (0, 2, 4)])
+    distances = ((srgb_to_lab([rgb for _, rgb in NAMED_COLOURS]) - target) ** 2).sum(axis=-1)
+    return NAMED_COLOURS[int(distances.argmin())][0]  # argmin: the first of equals, as before
 
 
 def motion_words(brief: str) -> str:
