@@ -16,6 +16,7 @@ from django.db.models import Max
 
 from campaigns import selectors
 from campaigns.errors import Conflict
+from campaigns.files import storage_fetch
 from campaigns.models import Brand, Job, LoraAdapter
 from generation.limits import TRAINING_LIMITS
 from generation.tiny_model import TINY_LORA
@@ -101,10 +102,7 @@ def _delete_files(names: list[str], keep: list[str] = ()) -> None:
 
 def _download(names: list[str], prefix: str, folder: Path) -> Path:
     for name in names:
-        target = folder / name[len(prefix) + 1:]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with default_storage.open(name, "rb") as source, open(target, "wb") as out:
-            shutil.copyfileobj(source, out)
+        storage_fetch(name, folder / name[len(prefix) + 1:])
     return folder
 
 
@@ -120,8 +118,7 @@ def _samples(brand: Brand, folder: Path, asset_ids: list[int] | None = None) -> 
     for asset in assets:
         local = folder / Path(asset.file.name).name
         if not local.exists():
-            with default_storage.open(asset.file.name, "rb") as source, open(local, "wb") as out:
-                shutil.copyfileobj(source, out)
+            storage_fetch(asset.file.name, local)
         caption = asset_caption(trigger_token=brand.trigger_token, caption=asset.caption,
                                 style_notes=brand.style_notes, brand_name=brand.name)
         samples.append(TrainingSample(path=local, kind=asset.kind, caption=caption))

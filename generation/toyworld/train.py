@@ -38,9 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from generation.atomic import staged_folder
 from generation.families import WAN
 from generation.toyworld.platform import random_platform_caption
 from generation.toyworld.world import (
@@ -417,19 +416,9 @@ def _collapse_padding(transformer, embeds: torch.Tensor, empty: torch.Tensor):
 
 
 def _save(pipe, output: Path, info: dict) -> None:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.building-{uuid.uuid4().hex}"
-    try:
+    with staged_folder(output) as staging:
         pipe.save_pretrained(staging)
         (staging / MARKER_NAME).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{uuid.uuid4().hex}"
-            output.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        staging.rename(output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main() -> None:
