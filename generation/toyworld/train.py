@@ -44,12 +44,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from generation.atomic import staged_folder
 from generation.families import WAN
 from generation.toyworld.platform import random_platform_caption
+from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.toyworld.world import (
     COLOURS, DIRECTIONS, SHAPES, Scene, heldout_scenes, render_clip, train_scenes,
 )
@@ -351,10 +351,8 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
         eps = torch.randn(mu[pick][:, :, :frames].shape, generator=generator).to(dev)
         x0 = mu[pick][:, :, :frames] + sd[pick][:, :, :frames] * eps
         noise = torch.randn(x0.shape, generator=generator).to(dev)
-        u = torch.rand((b,), generator=generator).to(dev)
-        sigma = FLOW_SHIFT * u / (1 + (FLOW_SHIFT - 1) * u)
-        s = sigma.view(b, 1, 1, 1, 1)
-        noisy = (1 - s) * x0 + s * noise
+        sigma = sample_sigmas(b, shift=FLOW_SHIFT, generator=generator).to(dev)
+        noisy, target = noisy_and_target(x0, noise, sigma)
         text_index = scene_index[pick]
         if recipe.platform_share > 0:
             platform = (torch.rand((b,), generator=generator) < recipe.platform_share).to(dev)
@@ -364,7 +362,7 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
         text = torch.where(drop.view(b, 1, 1), empty.expand_as(text), text)
         prediction = transformer(hidden_states=noisy, timestep=sigma * NUM_TRAIN_TIMESTEPS,
                                  encoder_hidden_states=text, return_dict=False)[0]
-        loss = F.mse_loss(prediction, noise - x0)
+        loss = flow_loss(prediction, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
         optimizer.step()

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from generation.atomic import staged_file, staged_folder
 from generation.families import ModelFamily, family_for_model_path, text_window
 from generation.training.dataset import EncodedSample, dataset_fingerprint, encode_samples
+from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.training.schema import TrainingCancelled, TrainingResult, TrainingSample
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -409,18 +409,13 @@ def _train_step(
     generator = _step_generator(seed, "step", step)
     shape = sample.latent_mean.shape
 
-    # Flow matching as FlowMatchEulerDiscreteScheduler samples it: sigma = shift*u / (1 + (shift-1)*u)
-    # puts as much training on each sigma as the shifted inference schedule spends there.
-    u = torch.rand((1,), generator=generator)
-    shift = models.flow_shift
-    sigma = (shift * u / (1 + (shift - 1) * u)).to(device)
+    # Flow matching (generation.training.flow), every draw from this step's own generator.
+    sigma = sample_sigmas(1, shift=models.flow_shift, generator=generator).to(device)
     noise = torch.randn(shape, generator=generator).to(device)
     posterior_noise = torch.randn(shape, generator=generator).to(device)
 
     x0 = sample.latent_mean + sample.latent_std * posterior_noise
-    s = sigma.view(1, 1, 1, 1, 1)
-    noisy = (1 - s) * x0 + s * noise
-    target = noise - x0
+    noisy, target = noisy_and_target(x0, noise, sigma)
     timestep = sigma * models.num_train_timesteps
 
     prediction = models.transformer(
@@ -429,7 +424,7 @@ def _train_step(
         encoder_hidden_states=sample.prompt_embeds,
         return_dict=False,
     )[0]
-    loss = F.mse_loss(prediction.float(), target.float())
+    loss = flow_loss(prediction, target)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
     optimizer.step()
