@@ -128,3 +128,24 @@ def test_forwarded_for_does_not_pick_the_counter_unless_behind_a_proxy(client, a
     settings.BEHIND_PROXY = True
     assert client.get("/api/v1/jobs/1", REMOTE_ADDR="10.0.0.1",
                       HTTP_X_FORWARDED_FOR="192.0.2.77").status_code == 401
+
+
+# --- manage.py under production settings (moved from the foundation tests) --------------------------
+
+def _manage(*args, env: dict) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
