@@ -1,6 +1,7 @@
 """Production settings and deployment files (issue 12): a shared Redis cache for rate limits, no
 secret placeholder that would pass the deploy check, X-Forwarded-* believed only behind a declared
 proxy; and requests without a valid key throttled per client address."""
+import functools
 import json
 import os
 import subprocess
@@ -29,8 +30,15 @@ SHOW = ("import django, json; django.setup(); from django.conf import settings a
 
 
 def production(**changes) -> subprocess.CompletedProcess:
+    """The settings a fresh production process reads, with ``changes`` to its environment (None:
+    unset). Each environment starts one interpreter per session: the answer cannot change."""
+    return _production(tuple(sorted(changes.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _production(changes: tuple) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CACHE_URL"))}
-    env = {**base, **PRODUCTION, **changes}
+    env = {**base, **PRODUCTION, **dict(changes)}
     env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run([sys.executable, "-c", SHOW], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
