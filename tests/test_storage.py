@@ -52,3 +52,26 @@ def test_a_fetched_file_is_whole_or_absent(s3_client, tmp_path, monkeypatch):
         storage_fetch(name, again)
     assert list(again.parent.iterdir()) == []  # nothing that a later attempt could take for the file
     default_storage.delete(name)
+
+
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_checkpoints_are_found_in_storage_not_only_in_the_jobs_record(where, request):
+    """A worker that died between recording a checkpoint and deleting the one before it left that
+    one unrecorded: what storage lists is deleted all the same."""
+    from campaigns.services.training import _delete_checkpoints
+
+    if where == "local":
+        request.getfixturevalue("local_storage")
+    prefix = f"org-1/brands/1/loras/v1-job{where}"
+    orphan = default_storage.save(f"{prefix}/checkpoints/step-20/optimizer.pt", ContentFile(b"old"))
+    newest = [default_storage.save(f"{prefix}/checkpoints/step-40/{name}", ContentFile(b"new"))
+              for name in ("optimizer.pt", "nested/state.json")]
+    lora = default_storage.save(f"{prefix}/pytorch_lora_weights.safetensors", ContentFile(b"lora"))
+
+    _delete_checkpoints(prefix, keep=newest)
+    assert not default_storage.exists(orphan) and all(default_storage.exists(name) for name in newest)
+    _delete_checkpoints(prefix)
+    assert not any(default_storage.exists(name) for name in newest)
+    assert default_storage.exists(lora)  # the LoRA itself stays
+    default_storage.delete(lora)
+    _delete_checkpoints(f"{prefix}-never-trained")  # nothing stored: nothing to do, no error

@@ -100,6 +100,22 @@ def _delete_files(names: list[str], keep: list[str] = ()) -> None:
         default_storage.delete(name)
 
 
+def _stored_files(folder: str) -> list[str]:
+    """Every file stored below ``folder`` (none when it does not exist)."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [f"{folder}/{name}" for name in files] + [f for sub in folders for f in _stored_files(f"{folder}/{sub}")]
+
+
+def _delete_checkpoints(prefix: str, keep: list[str] = ()) -> None:
+    """Every stored checkpoint of this run but ``keep``, as storage lists them rather than as the
+    job recorded them: a worker that died between recording a checkpoint and deleting the one
+    before it leaves that one behind otherwise."""
+    _delete_files(_stored_files(f"{prefix}/checkpoints"), keep=keep)
+
+
 def _download(names: list[str], prefix: str, folder: Path) -> Path:
     for name in names:
         storage_fetch(name, folder / name[len(prefix) + 1:])
@@ -160,8 +176,8 @@ def lora_train_run(handle: JobHandle) -> dict:
         result = {**stored, "checkpoint": {"step": step, "prefix": ckpt_prefix, "files": files}}
         Job.objects.filter(pk=job.pk).update(result=result)
         job.result = result
-        # Only the newest checkpoint is ever resumed from: the one before it goes.
-        _delete_files((stored.get("checkpoint") or {}).get("files", []), keep=files)
+        # Only the newest checkpoint is ever resumed from: the ones before it go.
+        _delete_checkpoints(prefix, keep=files)
 
     size = training_size()
     try:
@@ -196,7 +212,7 @@ def lora_train_run(handle: JobHandle) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     # Done: the run's last checkpoint has nothing left to resume, and leaves no file behind.
     last = (job.result or {}).get("checkpoint") or {}
-    _delete_files(last.get("files", []))
+    _delete_checkpoints(prefix)
     return {"lora_version": lora.version, "final_loss": losses[-1] if losses else None,
             "last_checkpoint_step": last.get("step"),
             # The step an earlier attempt's checkpoint let this one start from (None: from step 0).
