@@ -1,11 +1,14 @@
-"""Signed, expiring URLs for private files, whichever storage holds them.
+"""Signed, expiring URLs for private files, whichever storage holds them; and a stored file's
+copy on a worker's disk.
 
 On S3 the URL is S3's own presigned URL; on the local folder it is a URL of this app carrying a
 signed token (file name + expiry), served by ``signed_media_view``. Either way a plain HTTP GET
 fetches the file until ``expires_at`` and not after.
 """
 import mimetypes
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core import signing
@@ -13,6 +16,8 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+
+from generation.atomic import staged_file
 
 SALT = "adplatform.files"
 
@@ -44,3 +49,11 @@ def signed_media_view(request: HttpRequest, token: str):
         raise Http404("file not found")
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+
+
+def storage_fetch(name: str, local: Path) -> Path:
+    """Copy the stored file ``name`` to ``local`` whole or not at all: a copy cut short by a dying
+    worker must not pass for the file on the next attempt."""
+    with staged_file(local) as staging, default_storage.open(name, "rb") as source, open(staging, "wb") as out:
+        shutil.copyfileobj(source, out)
+    return local

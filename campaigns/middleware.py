@@ -10,7 +10,7 @@ the same sizes (see infra/).
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
-from campaigns.api.errors import error_body
+from campaigns.errors import error_body
 
 
 def body_limit(content_type: str) -> int:

@@ -8,6 +8,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from generation import limits
+
 
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -71,9 +73,9 @@ class ApiKey(OrgOwned):
 
 
 class Brand(OrgOwned):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=limits.MAX_NAME_CHARS)
     palette = models.JSONField(default=list, blank=True)  # ["#RRGGBB", ...]
-    style_notes = models.TextField(blank=True, max_length=2000)
+    style_notes = models.TextField(blank=True, max_length=limits.MAX_STYLE_NOTES_CHARS)
     # The rare word the brand's LoRA is trained to associate with its look.
     trigger_token = models.CharField(max_length=64)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,7 +107,7 @@ class BrandAsset(OrgOwned):
     file = models.FileField(upload_to=asset_upload_to, max_length=300)
     kind = models.CharField(max_length=8, choices=Kind.choices)
     content_type = models.CharField(max_length=64)
-    caption = models.CharField(max_length=500, blank=True)
+    caption = models.CharField(max_length=limits.MAX_CAPTION_CHARS, blank=True)
     checksum = models.CharField(max_length=64)  # sha256 hex of the bytes
     size_bytes = models.PositiveBigIntegerField()
     width = models.PositiveIntegerField()
@@ -129,7 +131,6 @@ class Job(OrgOwned):
         EDIT_CLIP = "edit_clip", _("Clip edit")
         RESCENE_CAMPAIGN = "rescene_campaign", _("Re-scene per segment")
         IMPORT_RECIPIENTS = "import_recipients", _("Recipients import")
-        SELFTEST = "selftest", _("Self-test")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -223,8 +224,8 @@ class Campaign(OrgOwned):
         ARCHIVED = "archived", _("Archived")
 
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="campaigns")
-    name = models.CharField(max_length=200)
-    brief = models.TextField(max_length=2000)
+    name = models.CharField(max_length=limits.MAX_NAME_CHARS)
+    brief = models.TextField(max_length=limits.MAX_BRIEF_CHARS)
     num_frames = models.PositiveIntegerField()
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -234,7 +235,7 @@ class Campaign(OrgOwned):
     segment_count = models.PositiveIntegerField(null=True, blank=True)
     # A camera-move preset key (generation.personalization.CAMERA_PRESETS), resolved at creation.
     camera = models.CharField(max_length=32, blank=True)
-    cta_url = models.URLField(max_length=2000, blank=True, default="")
+    cta_url = models.URLField(max_length=limits.MAX_URL_CHARS, blank=True, default="")
     # Image-to-video: every clip starts from this brand image (fitted to the campaign's size).
     start_image = models.ForeignKey(BrandAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.CLICKS)
@@ -248,7 +249,7 @@ class Campaign(OrgOwned):
 class Profile(OrgOwned):
     """A viewer as an app knows them: an id of the app's and free-form preferences."""
 
-    external_id = models.CharField(max_length=128)
+    external_id = models.CharField(max_length=limits.MAX_EXTERNAL_ID_CHARS)
     attributes = models.JSONField(default=dict)
     embedding = models.JSONField(null=True, blank=True)  # list[float], unit length
     embedded_at = models.DateTimeField(null=True, blank=True)
@@ -265,7 +266,7 @@ class Profile(OrgOwned):
 
 class Segment(OrgOwned):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="segments")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=limits.MAX_NAME_CHARS)
     attributes = models.JSONField(default=dict, blank=True)
     centroid = models.JSONField(null=True, blank=True)  # list[float]
     position = models.PositiveIntegerField(default=0)
@@ -275,7 +276,7 @@ class Segment(OrgOwned):
         SUGGESTED = "suggested", _("Suggested")
 
     # Where this audience's clips take place; empty until the marketer sets it or a suggestion is made.
-    setting = models.CharField(max_length=120, blank=True)
+    setting = models.CharField(max_length=limits.MAX_SETTING_CHARS, blank=True)
     setting_source = models.CharField(max_length=16, choices=SettingSource.choices, blank=True)
 
     class Meta:
@@ -395,7 +396,7 @@ class Review(OrgOwned):
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decision = models.CharField(max_length=8, choices=Decision.choices)
-    note = models.TextField(blank=True, max_length=2000)
+    note = models.TextField(blank=True, max_length=limits.MAX_REVIEW_NOTE_CHARS)
 
     class Meta:
         ordering = ["-created_at"]
@@ -448,7 +449,7 @@ class WebhookEndpoint(OrgOwned):
         CAMPAIGN_STATUS_CHANGED = "campaign.status_changed", "campaign.status_changed"
         WEBHOOK_TEST = "webhook.test", "webhook.test"
 
-    url = models.URLField(max_length=2000)
+    url = models.URLField(max_length=limits.MAX_URL_CHARS)
     events = models.JSONField(default=list)  # a subset of EventType values
     # `whsec_` + base64 of 32 random bytes: the HMAC key. Kept as it is because signing needs it;
     # shown to the customer only when it is made (creation, rotation).

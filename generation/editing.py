@@ -18,7 +18,6 @@ import numpy as np
 
 EDIT_KINDS = ("rescene", "extend", "loop", "connect")
 EXTEND_DIRECTIONS = ("forward", "backward")
-MAX_EDIT_VARIANTS = 8
 
 
 @dataclass
@@ -264,7 +263,7 @@ def box_mask(box: tuple[float, float, float, float], *, width: int, height: int)
 
 def colour_matte(clip: np.ndarray, box: np.ndarray) -> np.ndarray:
     """(F, H, W) 0..1: inside the box, the pixels far in colour from what surrounds the box, frame by frame."""
-    from generation.eval.adherence import srgb_to_lab
+    from generation.colour import srgb_to_lab
 
     lab = srgb_to_lab(clip)
     ring = _ring_around(box)

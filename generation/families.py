@@ -26,10 +26,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# Bounds that hold for every family: beyond them a request is a typo or a denial of service, not a
-# clip (1920 px is 1080p landscape; 257 frames is about 10 s at 25 fps).
-MAX_SIDE = 1920
-MAX_FRAMES = 257
+# Bounds that hold for every family (generation.limits): beyond them a request is a typo or a
+# denial of service, not a clip.
+from generation.limits import MAX_FRAMES, MAX_SIDE
 
 
 @dataclass(frozen=True)

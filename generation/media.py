@@ -7,11 +7,11 @@ full disk never leaves a half-written clip at the final path.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from generation.atomic import staged_file
 
 # H.264 in yuv420p plays in every browser; yuv420p halves chroma resolution, so sides must be even.
 VIDEO_CODEC = "libx264"
@@ -36,10 +36,8 @@ def write_mp4(frames, path: str | Path, fps: int) -> None:
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"write_mp4 writes .mp4 files; got {path.name!r}.")
 
-    # 2. Encode to a temporary sibling, then rename into place.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial.mp4")
-    try:
+    # 2. Encode to a staging sibling, renamed into place when complete.
+    with staged_file(path) as partial:
         writer = imageio.get_writer(
             partial,
             format="FFMPEG",
@@ -61,9 +59,6 @@ def write_mp4(frames, path: str | Path, fps: int) -> None:
                 writer.append_data(frame)
         finally:
             writer.close()
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def write_poster(frames, path: str | Path) -> None:
@@ -79,13 +74,8 @@ def write_poster(frames, path: str | Path) -> None:
         fmt, options = "PNG", {}
     else:
         raise ValueError(f"poster must be .jpg, .jpeg or .png; got {path.name!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial{suffix}")
-    try:
+    with staged_file(path) as partial:
         Image.fromarray(video[len(video) // 2]).save(partial, format=fmt, **options)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def probe_video(path: str | Path) -> dict:
@@ -138,13 +128,8 @@ def write_mask_strip(mask, path: str | Path) -> None:
     if path.suffix.lower() != ".png":
         raise ValueError(f"the mask strip is a .png; got {path.name!r}.")
     strip = np.ascontiguousarray(np.concatenate(list(mask), axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial.png")
-    try:
+    with staged_file(path) as partial:
         Image.fromarray(strip).save(partial, format="PNG")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def to_uint8_frames(frames) -> np.ndarray:

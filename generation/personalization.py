@@ -16,7 +16,10 @@ import hashlib
 from dataclasses import dataclass
 
 # A setting is a short phrase; the prompt builder gives it a clause of its own.
-MAX_SETTING_CHARS = 120
+from generation.limits import MAX_SETTING_CHARS
+
+# The one segment of a campaign with no profiles to cluster (and its fallback name).
+GENERAL_SEGMENT = "General"
 
 
 @dataclass(frozen=True)

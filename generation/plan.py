@@ -219,9 +219,13 @@ def mag_ratios_for(engine, *, prompt: str, negative_prompt: str, num_frames: int
 def _save_mag_ratios(engine, ratios: list[float], *, steps: int, runs: int, request: dict) -> None:
     import diffusers
 
-    mag_ratios_path(engine.model_path).write_text(json.dumps({
-        "ratios": ratios, "steps": steps, "runs": runs, "diffusers": diffusers.__version__, "request": request,
-    }, indent=1) + "\n", encoding="utf-8")
+    from generation.atomic import staged_file
+
+    # Other workers read this file from the shared model folder: never half of it.
+    with staged_file(mag_ratios_path(engine.model_path)) as staging:
+        staging.write_text(json.dumps({
+            "ratios": ratios, "steps": steps, "runs": runs, "diffusers": diffusers.__version__, "request": request,
+        }, indent=1) + "\n", encoding="utf-8")
 
 
 def _cache_config(options: PlanOptions, *, engine, steps: int, start: int, mag_ratios: list[float] | None):

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from generation.prompts import MAX_BRIEF_CHARS
+from generation.limits import MAX_BRIEF_CHARS
 
 SYSTEM_PROMPT = (
     "You rewrite an advertising brief into one vivid scene description for a text-to-video model. "

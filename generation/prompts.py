@@ -19,15 +19,16 @@ import hashlib
 import re
 import unicodedata
 
+from generation.limits import MAX_BRIEF_CHARS
 from generation.personalization import camera_preset, clean_setting, default_camera_for_brief
 
 # Wan encodes up to 512 tokens and LTX 128; a T5 token is about 4 Latin characters (fewer for
 # CJK). 1,200 characters keeps the brief and brand words inside every family's window; the tail
 # (quality words) is what gets cut by the tokenizer when a family's window is shorter.
 MAX_PROMPT_CHARS = 1200
-# A brief is the marketer's own words: too long is a form error, not something to cut silently.
-MAX_BRIEF_CHARS = 600
-MAX_STYLE_NOTES_CHARS = 300
+# A brief is the marketer's own words: too long is a form error, not something to cut silently
+# (MAX_BRIEF_CHARS, generation.limits). Style notes are quoted up to this many characters.
+PROMPT_STYLE_NOTES_CHARS = 300
 # Segment attributes come from clustering and may be long lists: these bounds clip them.
 MAX_SEGMENT_ITEMS = 8
 MAX_SEGMENT_VALUE_CHARS = 80
@@ -130,7 +131,7 @@ def build_prompt(
     if len(brief) > MAX_BRIEF_CHARS:
         raise ValueError(f"brief must be at most {MAX_BRIEF_CHARS} characters; got {len(brief)}.")
     brand_name = _clean(brand_name)
-    style_notes = _clip(_clean(style_notes), MAX_STYLE_NOTES_CHARS)
+    style_notes = _clip(_clean(style_notes), PROMPT_STYLE_NOTES_CHARS)
     trigger_token = _clean(trigger_token)
     if not isinstance(segment_attributes, dict):
         raise TypeError(f"segment_attributes must be a dict; got {type(segment_attributes).__name__}.")
@@ -189,32 +190,11 @@ def nearest_colour_name(code: str) -> str:
     digits = match.group(1)
     if len(digits) == 3:
         digits = "".join(d * 2 for d in digits)
-    target = _lab(tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4)))
-    return min(NAMED_COLOURS, key=lambda item: _distance(_lab(item[1]), target))[0]
+    from generation.colour import srgb_to_lab
 
-
-def _distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
-    return sum((x - y) ** 2 for x, y in zip(a, b))
-
-
-def _lab(rgb: tuple[int, ...]) -> tuple[float, float, float]:
-    """sRGB -> CIELAB (D65). Distances in Lab follow what the eye sees; plain RGB distance calls
-    dark blues and dark reds "grey"."""
-
-    def linear(c: int) -> float:
-        c = c / 255.0
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(c) for c in rgb)
-    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
-    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
-
-    def f(t: float) -> float:
-        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
-
-    fx, fy, fz = f(x), f(y), f(z)
-    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+    target = srgb_to_lab([int(digits[i : i + 2], 16) for i in (0, 2, 4)])
+    distances = ((srgb_to_lab([rgb for _, rgb in NAMED_COLOURS]) - target) ** 2).sum(axis=-1)
+    return NAMED_COLOURS[int(distances.argmin())][0]  # argmin: the first of equals, as before
 
 
 def motion_words(brief: str) -> str:

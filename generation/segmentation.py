@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from generation.embeddings import attributes_key
+from generation.personalization import GENERAL_SEGMENT
 
-GENERAL = "General"
 # A value describes a cluster when at least this share of its members have it.
 MIN_SHARE = 0.5
 # A segment's attributes stay short: they become words of a video prompt.
@@ -110,7 +110,7 @@ def describe(members: list[dict], population: list[dict] | None = None, min_coun
     from the whole ``population``, so it carries no value the attributes do not.
     """
     if not members:
-        return GENERAL, {}
+        return GENERAL_SEGMENT, {}
     size = len(members)
     counts = _value_counts(members)
     overall = _value_counts(population) if population else counts
@@ -139,7 +139,7 @@ def describe(members: list[dict], population: list[dict] | None = None, min_coun
             words.append(word)
         if len(words) == MAX_NAME_VALUES:
             break
-    name = " · ".join(words)[:MAX_NAME_CHARS] if words else GENERAL
+    name = " · ".join(words)[:MAX_NAME_CHARS] if words else GENERAL_SEGMENT
     return name, attributes
 
 

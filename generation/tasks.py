@@ -36,17 +36,6 @@ JOB_TASK_OPTIONS = dict(
 
 
 @shared_task(
-    name="cpu.job_selftest",
-    # A self-test is a few seconds of sleeping; anything longer means the worker is stuck.
-    soft_time_limit=60,
-    time_limit=90,
-    **JOB_TASK_OPTIONS,
-)
-def job_selftest(job_id: int) -> None:
-    services.job_run(job_id=job_id, work=services.job_selftest)
-
-
-@shared_task(
     name="gpu.campaign_generate",
     # A campaign is segments x variants clips; on a real checkpoint each is minutes of GPU.
     soft_time_limit=3 * 3600,

@@ -15,9 +15,9 @@ exactly like a real Wan2.1 checkpoint.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
+
+from generation.atomic import staged_folder
 
 # Bump when anything below changes the produced files, so cached folders get rebuilt.
 BUILDER_VERSION = 1
@@ -64,34 +64,16 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0) -> Path:
     if _is_complete(folder, seed=seed):
         return folder
 
-    # 2. Build into a unique sibling folder (same filesystem, so the rename below is atomic).
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.building-{uuid.uuid4().hex}"
-    try:
+    # 2. Build into a staging sibling folder, renamed into place (generation.atomic). An outdated
+    #    build is replaced; a concurrent builder that won the race leaves a complete folder, and
+    #    ours is then discarded.
+    with staged_folder(folder, keep=lambda existing: _is_complete(existing, seed=seed)) as staging:
         pipe = _build_pipeline(seed=seed)
         pipe.save_pretrained(staging)
         # The marker goes last: its presence means every other file is complete.
         (staging / MARKER_NAME).write_text(
             json.dumps({"builder_version": BUILDER_VERSION, "seed": seed}, sort_keys=True), encoding="utf-8"
         )
-
-        # 3. Move into place. An outdated build is moved aside first; a concurrent builder that
-        #    won the race leaves a complete folder, and ours is then discarded.
-        if folder.exists():
-            if _is_complete(folder, seed=seed):
-                return folder
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex}"
-            folder.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        try:
-            staging.rename(folder)
-        except OSError:
-            if _is_complete(folder, seed=seed):
-                return folder
-            raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -82,6 +82,7 @@ def celery_test_worker(django_db_setup):
     """
     from celery.contrib.testing.worker import start_worker
 
+    import tests.worker_tasks  # noqa: F401  (the test-only job task, registered before the worker starts)
     from adplatform.celery import app
 
     app.control.purge()  # messages left by an earlier, interrupted run

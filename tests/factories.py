@@ -78,7 +78,7 @@ class JobFactory(factory.django.DjangoModelFactory):
         model = models.Job
 
     organization = factory.SubFactory(OrganizationFactory)
-    kind = models.Job.Kind.SELFTEST
+    kind = models.Job.Kind.SEGMENT_PROFILES
 
 
 class ProfileFactory(factory.django.DjangoModelFactory):
@@ -165,3 +165,55 @@ class FleetWorkerFactory(factory.django.DjangoModelFactory):
     hostname = factory.Sequence(lambda n: f"gpu{n}@fleet")
     seen_at = factory.LazyFunction(timezone.now)
     gpu = True
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """A key row; tests that call the API with a key make it with services.api_key_create, which
+    returns the raw key once."""
+
+    class Meta:
+        model = models.ApiKey
+
+    organization = factory.SubFactory(OrganizationFactory)
+    prefix = factory.Sequence(lambda n: f"ak_{n:06d}")
+    hashed_key = factory.Sequence(lambda n: f"{n:064x}")
+    scopes = [models.ApiKey.Scope.SERVE]
+
+
+class SegmentMembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SegmentMembership
+
+    segment = factory.SubFactory(SegmentFactory)
+    campaign = factory.SelfAttribute("segment.campaign")
+    organization = factory.SelfAttribute("segment.organization")
+    profile = factory.SubFactory(ProfileFactory, organization=factory.SelfAttribute("..organization"))
+
+
+class ReviewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Review
+
+    clip = factory.SubFactory(ClipFactory)
+    organization = factory.SelfAttribute("clip.organization")
+    reviewer = factory.SubFactory(UserFactory)
+    decision = models.Review.Decision.APPROVE
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Event
+
+    clip = factory.SubFactory(ClipFactory)
+    organization = factory.SelfAttribute("clip.organization")
+    type = models.Event.Type.IMPRESSION
+
+
+class RecipientPageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.RecipientPage
+
+    campaign = factory.SubFactory(CampaignFactory)
+    organization = factory.SelfAttribute("campaign.organization")
+    profile = factory.SubFactory(ProfileFactory, organization=factory.SelfAttribute("..organization"))
+    token = factory.Sequence(lambda n: f"test-page-token-{n:04d}-" + "x" * 24)

@@ -130,6 +130,21 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> str:
     return process.log_path.read_text(errors="replace")
 
 
+
+def finish_on_a_new_worker(job, s3_endpoint: str, work_dir: Path, **extra_env: str) -> str:
+    """A live worker started after the job's own worker died: wait until its watchdog has handed
+    it the job (the second attempt) and it has finished it. Refreshes ``job``; the worker's log."""
+    from campaigns.models import Job
+
+    worker = start_worker_process(s3_endpoint, work_dir, **extra_env)
+    try:
+        wait_for(lambda: Job.objects.get(pk=job.pk).attempts == 2, timeout=120, interval=0.5)
+        wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=300, interval=0.2)
+    finally:
+        log = stop(worker)
+    job.refresh_from_db()
+    return log
+
 class LoopbackServer:
     """A threading HTTP server on a free loopback port for the `with` block; `url` ends in `path`.
     Subclasses pass their request handler class."""

@@ -1,6 +1,7 @@
 """Production settings and deployment files (issue 12): a shared Redis cache for rate limits, no
 secret placeholder that would pass the deploy check, X-Forwarded-* believed only behind a declared
 proxy; and requests without a valid key throttled per client address."""
+import functools
 import json
 import os
 import subprocess
@@ -29,8 +30,15 @@ SHOW = ("import django, json; django.setup(); from django.conf import settings a
 
 
 def production(**changes) -> subprocess.CompletedProcess:
+    """The settings a fresh production process reads, with ``changes`` to its environment (None:
+    unset). Each environment starts one interpreter per session: the answer cannot change."""
+    return _production(tuple(sorted(changes.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _production(changes: tuple) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CACHE_URL"))}
-    env = {**base, **PRODUCTION, **changes}
+    env = {**base, **PRODUCTION, **dict(changes)}
     env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run([sys.executable, "-c", SHOW], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
@@ -128,3 +136,24 @@ def test_forwarded_for_does_not_pick_the_counter_unless_behind_a_proxy(client, a
     settings.BEHIND_PROXY = True
     assert client.get("/api/v1/jobs/1", REMOTE_ADDR="10.0.0.1",
                       HTTP_X_FORWARDED_FOR="192.0.2.77").status_code == 401
+
+
+# --- manage.py under production settings (moved from the foundation tests) --------------------------
+
+def _manage(*args, env: dict) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr

@@ -18,8 +18,8 @@ from django.core.files.storage import default_storage
 from campaigns import services
 from campaigns.models import BrandAsset, Campaign, Clip, Job
 from campaigns.services.editing import campaign_rescene_run, clip_edit_run
-from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, MAX_EDIT_VARIANTS, EditOutput
-from generation.families import MAX_FRAMES
+from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, EditOutput
+from generation.limits import MAX_FRAMES, MAX_VARIANTS
 from tests import factories
 from tests.conftest import bucket_keys
 from tests.helpers import assert_error, wait_for
@@ -192,7 +192,7 @@ def test_connect_to_a_clip_of_another_size_or_organization_is_400(manage_client,
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("variants", [0, MAX_EDIT_VARIANTS + 1, "two"])
+@pytest.mark.parametrize("variants", [0, MAX_VARIANTS + 1, "two"])
 def test_variants_out_of_range_is_400(manage_client, clip, variants):
     body = assert_error(post_edit(manage_client, clip.pk, kind="loop", variants=variants), 400)
     assert list(body["details"]) == ["variants"]
@@ -299,7 +299,7 @@ def test_campaign_rescene_validates_box_and_variants(manage_client, campaign, cl
     body = assert_error(post_rescene(manage_client, campaign.pk, clip=clip.pk, keep_box=[0.6, 0, 0.5, 1]), 400)
     assert list(body["details"]) == ["keep_box"]
     body = assert_error(post_rescene(manage_client, campaign.pk, clip=clip.pk, keep_box=BOX,
-                                     variants_per_segment=MAX_EDIT_VARIANTS + 1), 400)
+                                     variants_per_segment=MAX_VARIANTS + 1), 400)
     assert list(body["details"]) == ["variants_per_segment"]
 
 
@@ -350,7 +350,7 @@ def test_the_schema_states_every_edit_constraint(schema):
     for kind, shape in kinds.items():
         props = shape["properties"]
         assert resolve(schema, props["kind"])["enum"] == [kind]
-        assert (props["variants"]["minimum"], props["variants"]["maximum"]) == (1, MAX_EDIT_VARIANTS)
+        assert (props["variants"]["minimum"], props["variants"]["maximum"]) == (1, MAX_VARIANTS)
         assert "kind" in shape["required"] and "prompt" in props
     box = kinds["rescene"]["properties"]["keep_box"]
     assert (box["minItems"], box["maxItems"]) == (4, 4)
@@ -369,7 +369,7 @@ def test_the_schema_states_every_edit_constraint(schema):
     assert set(shape["required"]) == {"clip", "keep_box"}
     assert (shape["properties"]["keep_box"]["minItems"], shape["properties"]["keep_box"]["maxItems"]) == (4, 4)
     variants = shape["properties"]["variants_per_segment"]
-    assert (variants["minimum"], variants["maximum"]) == (1, MAX_EDIT_VARIANTS)
+    assert (variants["minimum"], variants["maximum"]) == (1, MAX_VARIANTS)
 
 
 def test_the_schema_shows_edit_fields_on_clips_and_the_start_image(schema):

@@ -18,7 +18,7 @@ from campaigns.models import Clip, FleetWorker, Job
 from campaigns.services.jobs import JobHandle, JobLost, job_finish, job_start, jobs_requeue_stale
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.helpers import start_worker_process, stop, wait_for
+from tests.helpers import finish_on_a_new_worker, start_worker_process, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 _names = itertools.count()
@@ -33,7 +33,7 @@ def _running(job: Job, *, silent_s: float, worker_losses: int = 0) -> Job:
 
 
 def test_a_job_whose_worker_beats_is_not_taken_twice(org):
-    job = _running(factories.JobFactory(organization=org, kind=Job.Kind.SELFTEST), silent_s=5)
+    job = _running(factories.JobFactory(organization=org), silent_s=5)
     assert job_start(job_id=job.pk) is None  # a second delivery of the same task
     assert jobs_requeue_stale() == []
     job.refresh_from_db()
@@ -41,7 +41,7 @@ def test_a_job_whose_worker_beats_is_not_taken_twice(org):
 
 
 def test_a_silent_job_is_requeued_and_its_old_worker_cannot_write(org):
-    job = _running(factories.JobFactory(organization=org, kind=Job.Kind.SELFTEST),
+    job = _running(factories.JobFactory(organization=org),
                    silent_s=settings.JOB_HEARTBEAT_TIMEOUT_S + 1)
     old_attempt = Job.objects.get(pk=job.pk)
     assert jobs_requeue_stale() == [job.pk]
@@ -99,13 +99,7 @@ def test_a_killed_generation_worker_leaves_every_clip_once(org, s3_endpoint, s3_
     made_before = Clip.objects.filter(job=job).count()
     assert killed_at.status == Job.Status.RUNNING and 0 < made_before < 6, (made_before, log_first[-3000:])
 
-    second = start_worker_process(s3_endpoint, tmp_path / "w2", GENERATION_MICRO_BATCH="1")
-    try:
-        wait_for(lambda: Job.objects.get(pk=job.pk).attempts == 2, timeout=120, interval=0.5)
-        wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=300, interval=0.2)
-    finally:
-        log = stop(second)
-    job.refresh_from_db()
+    log = finish_on_a_new_worker(job, s3_endpoint, tmp_path / "w2", GENERATION_MICRO_BATCH="1")
     assert job.status == Job.Status.SUCCEEDED, job.error + log[-3000:]
     assert (job.attempts, job.worker_losses) == (2, 1)
     clips = Clip.objects.filter(job=job)

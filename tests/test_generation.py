@@ -26,7 +26,7 @@ def create(client, brand, **fields):
 # --- creation and validation ---------------------------------------------------------------------
 
 def test_a_brief_longer_than_the_prompt_builder_takes_is_refused_at_creation(manage_client, brand):
-    from generation.prompts import MAX_BRIEF_CHARS
+    from generation.limits import MAX_BRIEF_CHARS
 
     response = create(manage_client, brand, brief="x" * (MAX_BRIEF_CHARS + 1))
     assert response.status_code == 400, response.content

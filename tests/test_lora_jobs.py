@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from campaigns import services
 from campaigns.models import Clip, Job, LoraAdapter
 from tests.conftest import bucket_keys
-from tests.helpers import image_bytes, start_worker_process, stop, wait_for
+from tests.helpers import finish_on_a_new_worker, image_bytes, start_worker_process, stop, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -41,14 +41,8 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(org, s3_endpoint, 
     assert killed_at.status == Job.Status.RUNNING, log_first[-3000:]
     checkpoint_step = killed_at.result["checkpoint"]["step"]
 
-    second = start_worker_process(s3_endpoint, tmp_path / "w2")
-    try:
-        # The watchdog requeues the job once its heartbeat is a minute old; the live worker takes it.
-        wait_for(lambda: Job.objects.get(pk=job.pk).attempts == 2, timeout=120, interval=0.5)
-        wait_for(lambda: Job.objects.get(pk=job.pk).is_finished, timeout=300, interval=0.2)
-    finally:
-        log_second = stop(second)
-    job.refresh_from_db()
+    # The watchdog requeues the job once its heartbeat is a minute old; the live worker takes it.
+    log_second = finish_on_a_new_worker(job, s3_endpoint, tmp_path / "w2")
     assert job.status == Job.Status.SUCCEEDED, job.error + log_second[-3000:]
     assert (job.attempts, job.worker_losses) == (2, 1)
     assert job.result["resumed_from_step"] == checkpoint_step > 0

@@ -25,7 +25,7 @@ from generation.personalization import (
     default_camera_for_brief,
 )
 from generation.prompt_expander import expand_brief
-from generation.prompts import MAX_BRIEF_CHARS
+from generation.limits import MAX_BRIEF_CHARS
 from generation.setting_suggest import suggest_settings
 from tests import factories
 from tests.conftest import api_client_for

@@ -6,9 +6,8 @@ box's order (x0 < x1, y0 < y1) are checked by ``campaigns.services.editing``, wh
 """
 from rest_framework import serializers
 
-from campaigns.services.editing import MAX_EDIT_STEPS, MAX_PROMPT_CHARS
-from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, MAX_EDIT_VARIANTS
-from generation.families import MAX_FRAMES
+from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS
+from generation.limits import MAX_EDIT_PROMPT_CHARS, MAX_FRAMES, MAX_STEPS, MAX_VARIANTS
 
 KEEP_BOX_HELP = ("[x0, y0, x1, y1]: the box around the product, as fractions 0..1 of the width and height from the "
                  "top-left corner, with x0 < x1 and y0 < y1")
@@ -20,14 +19,14 @@ def keep_box_field() -> serializers.ListField:
 
 
 def steps_field() -> serializers.IntegerField:
-    return serializers.IntegerField(required=False, min_value=1, max_value=MAX_EDIT_STEPS,
+    return serializers.IntegerField(required=False, min_value=1, max_value=MAX_STEPS,
                                     help_text="denoising steps; default: the model's")
 
 
 class EditInBase(serializers.Serializer):
-    variants = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_EDIT_VARIANTS,
+    variants = serializers.IntegerField(required=False, default=1, min_value=1, max_value=MAX_VARIANTS,
                                         help_text="how many new clips (variants) to make")
-    prompt = serializers.CharField(required=False, allow_blank=True, max_length=MAX_PROMPT_CHARS,
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=MAX_EDIT_PROMPT_CHARS,
                                    help_text="what the new material shows; default: the source clip's prompt (for "
                                              "rescene with a segment: the platform's prompt for that segment)")
     steps = steps_field()
@@ -75,5 +74,5 @@ class CampaignResceneInSerializer(serializers.Serializer):
     clip = serializers.IntegerField(min_value=1, help_text="an approved clip of this campaign")
     keep_box = keep_box_field()
     variants_per_segment = serializers.IntegerField(required=False, default=1, min_value=1,
-                                                    max_value=MAX_EDIT_VARIANTS)
+                                                    max_value=MAX_VARIANTS)
     steps = steps_field()

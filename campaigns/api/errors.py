@@ -5,14 +5,13 @@ for paths under /api/ all end up here; never an HTML page for an API client.
 """
 import logging
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from campaigns.errors import ServiceError
+from campaigns.errors import error_body, error_payload
+from campaigns.errors import flatten as _flatten
 
 logger = logging.getLogger(__name__)
 
@@ -27,18 +26,6 @@ class ErrorSerializer(serializers.Serializer):
     """The envelope every error answer carries (for the OpenAPI schema)."""
 
     error = ErrorBodySerializer()
-
-
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
-
-
-def _flatten(detail) -> str:
-    if isinstance(detail, dict):
-        return "; ".join(f"{k}: {_flatten(v)}" for k, v in detail.items())
-    if isinstance(detail, list):
-        return " ".join(_flatten(v) for v in detail)
-    return str(detail)
 
 
 def _plain(detail):
@@ -65,15 +52,12 @@ CODES = {
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
-    if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return Response(error_body("invalid", _flatten(details), details), status=400)
+    payload = error_payload(exc)  # a refusal from a service: the same answer the dashboard gives
+    if payload is not None:
+        status_code, body = payload
+        return Response(body, status=status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
     elif isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)) and "request" in context:
         # No key or a bad one: counted per client address, 429 past API_ANON_RATE_LIMIT.
         from campaigns.api.throttles import AnonymousIpRateThrottle

@@ -3,10 +3,20 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.models import Brand, BrandAsset, Campaign, Clip, Job, LoraAdapter, Segment
-from campaigns.services.campaigns import MAX_SEGMENTS
-from campaigns.services.training import LIMITS as TRAINING_LIMITS
-from generation.personalization import CAMERA_BY_KEY, CAMERA_PRESETS, MAX_SETTING_CHARS, default_camera_for_brief
-from generation.prompts import MAX_BRIEF_CHARS
+from generation.limits import (
+    MAX_BRIEF_CHARS,
+    MAX_CAPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_PALETTE,
+    MAX_REVIEW_NOTE_CHARS,
+    MAX_SEGMENTS,
+    MAX_SETTING_CHARS,
+    MAX_STEPS,
+    MAX_STYLE_NOTES_CHARS,
+    MAX_VARIANTS,
+    TRAINING_LIMITS,
+)
+from generation.personalization import CAMERA_BY_KEY, CAMERA_PRESETS, default_camera_for_brief
 
 CAMERA_CHOICES = [(preset.key, preset.label) for preset in CAMERA_PRESETS]
 SETTING_HELP = (f"where this segment's clips take place, a short phrase (1 to {MAX_SETTING_CHARS} characters), "
@@ -23,9 +33,9 @@ class StrictCharField(serializers.CharField):
 
 
 class BrandInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    palette = serializers.ListField(child=serializers.CharField(max_length=7), required=False, max_length=12)
-    style_notes = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    name = serializers.CharField(max_length=MAX_NAME_CHARS)
+    palette = serializers.ListField(child=serializers.CharField(max_length=7), required=False, max_length=MAX_PALETTE)
+    style_notes = serializers.CharField(required=False, allow_blank=True, max_length=MAX_STYLE_NOTES_CHARS)
 
 
 class BrandSerializer(serializers.ModelSerializer):
@@ -50,7 +60,7 @@ class JobEnvelopeSerializer(serializers.Serializer):
      "description": "k: cluster the organization's profiles into k segments"},
     {"type": "array", "maxItems": MAX_SEGMENTS, "description": "segments the marketer defines", "items": {
         "type": "object", "required": ["name"], "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS},
             "attributes": {"type": "object", "additionalProperties": True},
             "setting": {"type": "string", "minLength": 1, "maxLength": MAX_SETTING_CHARS, "description": SETTING_HELP},
         }}},
@@ -67,7 +77,7 @@ OBJECTIVE_HELP = ("what the variant chooser's Thompson sampling maximizes per im
 
 class CampaignInSerializer(serializers.Serializer):
     brand = serializers.IntegerField(min_value=1)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=MAX_NAME_CHARS)
     brief = serializers.CharField(max_length=MAX_BRIEF_CHARS)
     # Types are checked by the service, which knows the model's rules and names what is allowed.
     num_frames = serializers.JSONField(required=False)
@@ -116,7 +126,7 @@ class SegmentSerializer(serializers.Serializer):
 
 class SegmentUpdateInSerializer(serializers.Serializer):
     setting = StrictCharField(required=False, min_length=1, max_length=MAX_SETTING_CHARS, help_text=SETTING_HELP)
-    name = StrictCharField(required=False, min_length=1, max_length=200)
+    name = StrictCharField(required=False, min_length=1, max_length=MAX_NAME_CHARS)
 
 
 class CameraField(serializers.ChoiceField):
@@ -154,11 +164,6 @@ class SettingEntrySerializer(serializers.Serializer):
 class PresetsSerializer(serializers.Serializer):
     camera = CameraPresetSerializer(many=True, help_text="camera-move presets a campaign's `camera` takes")
     settings = SettingEntrySerializer(many=True, help_text="the settings catalogue suggestions come from")
-
-
-class GenerateInSerializer(serializers.Serializer):
-    variants_per_segment = serializers.JSONField(required=False, default=1)
-    steps = serializers.JSONField(required=False, default=None)
 
 
 class ClipSerializer(serializers.ModelSerializer):
@@ -203,12 +208,12 @@ class ClipSerializer(serializers.ModelSerializer):
 
 class ReviewInSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REVIEW_NOTE_CHARS, default="")
 
 
 class AssetInSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="PNG, JPEG or WebP image, or MP4 clip")
-    caption = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    caption = serializers.CharField(required=False, allow_blank=True, max_length=MAX_CAPTION_CHARS, default="")
 
 
 class AssetSerializer(serializers.ModelSerializer):
@@ -218,23 +223,28 @@ class AssetSerializer(serializers.ModelSerializer):
                   "num_frames", "created_at"]
 
 
-def _bounded(kind: str, name: str, help_text: str) -> serializers.JSONField:
-    """A number checked by the training service; the schema states its type and bounds (null: the default)."""
-    low, high = TRAINING_LIMITS[name]
+def _bounded(kind: str, low, high, help_text: str, default=None) -> serializers.JSONField:
+    """A number checked by a service (which names what is allowed); the schema states its type and
+    bounds. With no default, absent or null means the model's own."""
 
-    @extend_schema_field({"type": kind, "minimum": low, "maximum": high, "nullable": True})
+    @extend_schema_field({"type": kind, "minimum": low, "maximum": high, "nullable": default is None})
     class Bounded(serializers.JSONField):
         pass
 
-    return Bounded(required=False, default=None, help_text=f"{help_text}, {low:g} to {high:g}; "
-                                                         "absent or null: the model's default")
+    usual = "absent or null: the model's default" if default is None else f"default {default}"
+    return Bounded(required=False, default=default, help_text=f"{help_text}, {low:g} to {high:g}; {usual}")
 
 
 class TrainInSerializer(serializers.Serializer):
     # Types and ranges are checked by the service, which names what is allowed.
-    steps = _bounded("integer", "steps", "training steps")
-    rank = _bounded("integer", "rank", "LoRA rank")
-    learning_rate = _bounded("number", "learning_rate", "learning rate")
+    steps = _bounded("integer", *TRAINING_LIMITS["steps"], "training steps")
+    rank = _bounded("integer", *TRAINING_LIMITS["rank"], "LoRA rank")
+    learning_rate = _bounded("number", *TRAINING_LIMITS["learning_rate"], "learning rate")
+
+
+class GenerateInSerializer(serializers.Serializer):
+    variants_per_segment = _bounded("integer", 1, MAX_VARIANTS, "clips per segment", default=1)
+    steps = _bounded("integer", 1, MAX_STEPS, "denoising steps")
 
 
 class LoraSerializer(serializers.ModelSerializer):

@@ -3,7 +3,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.models import Event
-from campaigns.services.profiles import EXTERNAL_ID_RULE, MAX_ATTRIBUTES_BYTES, MAX_DEPTH, MAX_KEYS
+from campaigns.services.profiles import EXTERNAL_ID_RULE, MAX_DEPTH, MAX_KEYS
+from generation.limits import MAX_ATTRIBUTES_BYTES, MAX_EXTERNAL_ID_CHARS
 
 
 class ProfileInSerializer(serializers.Serializer):
@@ -60,7 +61,7 @@ class ServedClipSerializer(serializers.Serializer):
 
 class EventInSerializer(serializers.Serializer):
     clip_id = serializers.IntegerField(min_value=1, help_text="a clip of this organization")
-    profile = serializers.CharField(max_length=128, help_text=f"the viewer's external id: {EXTERNAL_ID_RULE}")
+    profile = serializers.CharField(max_length=MAX_EXTERNAL_ID_CHARS, help_text=f"the viewer's external id: {EXTERNAL_ID_RULE}")
     type = serializers.ChoiceField(choices=Event.Type.values, error_messages={
         "invalid_choice": f'"{{input}}" is not an event type; allowed: {", ".join(Event.Type.values)}.'})
 

@@ -4,7 +4,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.models import WebhookDelivery, WebhookEndpoint
-from campaigns.services.webhooks import EVENT_TYPES, MAX_URL_CHARS
+from campaigns.services.webhooks import EVENT_TYPES
+from generation.limits import MAX_URL_CHARS
 
 URL_HELP = ("where events are POSTed: https:// to a public address (http:// to a loopback or private address only "
             "where the platform runs with WEBHOOK_ALLOW_PRIVATE)")

@@ -6,13 +6,14 @@ request, so views pass ``request.organization`` to every selector and service.
 """
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.shortcuts import render
 
 from campaigns import selectors
-from campaigns.errors import ServiceError
+from campaigns.errors import ServiceError, error_payload
 from campaigns.models import Membership
 
 SESSION_KEY = "dashboard_org_id"
@@ -66,26 +67,37 @@ def error_message(exc: Exception) -> str:
 
 
 def error_status(exc: Exception) -> int:
-    if isinstance(exc, ServiceError):
-        return exc.status
-    if isinstance(exc, PermissionDenied):
-        return 403
-    return 400
+    return error_payload(exc)[0]
 
 
 def error_json(exc: Exception) -> JsonResponse:
-    code = getattr(exc, "code", None) or ("permission_denied" if isinstance(exc, PermissionDenied) else "invalid")
-    details = exc.details if isinstance(exc, ServiceError) else {}
-    return JsonResponse({"error": {"code": code, "message": error_message(exc), "details": details}},
-                        status=error_status(exc))
+    """The API's error envelope (campaigns.errors.error_payload) for the dashboard's fetch calls."""
+    status, body = error_payload(exc)
+    return JsonResponse(body, status=status)
 
 
 def form_add_service_errors(form, exc: ValidationError) -> None:
     """A service's ValidationError onto the form: its fields where the form has them, else on top."""
     if hasattr(exc, "error_dict"):
-        for field, messages in exc.message_dict.items():
-            for message in messages:
+        for field, texts in exc.message_dict.items():
+            for message in texts:
                 form.add_error(field if field in form.fields else None, message)
     else:
         for message in exc.messages:
             form.add_error(None, message)
+
+
+def form_start_work(request, form, start, *, started: str) -> bool:
+    """Call ``start()``, a service that queues work for a valid form. False when the service named
+    a field (its errors are now on the form: show it again, 400); else True, with a message that
+    says the work started or why it was refused."""
+    try:
+        start()
+    except ValidationError as exc:
+        form_add_service_errors(form, exc)
+        return False
+    except (ServiceError, PermissionDenied) as exc:
+        messages.error(request, error_message(exc))
+    else:
+        messages.success(request, started)
+    return True

@@ -8,8 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Clip
-from generation.editing import MAX_EDIT_VARIANTS
-from generation.families import MAX_FRAMES
+from generation.limits import MAX_EDIT_PROMPT_CHARS, MAX_FRAMES, MAX_VARIANTS
 
 EDIT_KIND_LABELS = {
     "rescene": _("Re-scene"),
@@ -23,8 +22,8 @@ OWN_PROMPT = "prompt"
 
 class EditForm(forms.Form):
     kind = ""
-    variants = forms.IntegerField(label=_("Variants"), min_value=1, max_value=MAX_EDIT_VARIANTS, initial=1)
-    prompt = forms.CharField(label=_("Prompt for the new material"), required=False, max_length=2000,
+    variants = forms.IntegerField(label=_("Variants"), min_value=1, max_value=MAX_VARIANTS, initial=1)
+    prompt = forms.CharField(label=_("Prompt for the new material"), required=False, max_length=MAX_EDIT_PROMPT_CHARS,
                              widget=forms.Textarea(attrs={"rows": 2}),
                              help_text=_("Leave empty to continue the clip's own prompt."))
 

@@ -9,17 +9,29 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.bounded_json import JsonTooDeep, json_loads
 from campaigns.models import Campaign, Review, WebhookEndpoint
-from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, SETTINGS_CATALOGUE
-from generation.prompts import MAX_BRIEF_CHARS
-
-MAX_ROWS = 32
+from generation.limits import (
+    MAX_BRIEF_CHARS,
+    MAX_FPS,
+    MAX_FRAMES,
+    MAX_NAME_CHARS,
+    MAX_REVIEW_NOTE_CHARS,
+    MAX_SEGMENTS,
+    MAX_SETTING_CHARS,
+    MAX_SIDE,
+    MAX_STEPS,
+    MAX_STYLE_NOTES_CHARS,
+    MAX_URL_CHARS,
+    MAX_VARIANTS,
+    TRAINING_LIMITS,
+)
+from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
 
 
 class BrandForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=MAX_NAME_CHARS)
     # The palette editor posts one "palette" value per colour input; read with getlist.
     style_notes = forms.CharField(
-        label=_("Style notes"), required=False, max_length=2000,
+        label=_("Style notes"), required=False, max_length=MAX_STYLE_NOTES_CHARS,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("How the brand looks and feels, in a few words: lighting, mood, textures."),
     )
@@ -37,9 +49,13 @@ class BrandForm(forms.Form):
 
 
 class TrainForm(forms.Form):
-    steps = forms.IntegerField(label=_("Steps"), required=False, min_value=1, max_value=20000)
-    rank = forms.IntegerField(label=_("Rank"), required=False, min_value=1, max_value=256)
-    learning_rate = forms.FloatField(label=_("Learning rate"), required=False, min_value=0, max_value=1)
+    steps = forms.IntegerField(label=_("Steps"), required=False, min_value=TRAINING_LIMITS["steps"][0],
+                               max_value=TRAINING_LIMITS["steps"][1])
+    rank = forms.IntegerField(label=_("Rank"), required=False, min_value=TRAINING_LIMITS["rank"][0],
+                              max_value=TRAINING_LIMITS["rank"][1])
+    learning_rate = forms.FloatField(label=_("Learning rate"), required=False,
+                                     min_value=TRAINING_LIMITS["learning_rate"][0],
+                                     max_value=TRAINING_LIMITS["learning_rate"][1])
 
 
 FORMATS = {
@@ -77,30 +93,30 @@ def setting_suggestions() -> list[tuple[str, str]]:
 
 
 class CampaignForm(forms.Form):
-    name = forms.CharField(label=_("Campaign name"), max_length=200)
+    name = forms.CharField(label=_("Campaign name"), max_length=MAX_NAME_CHARS)
     brand = forms.TypedChoiceField(label=_("Brand"), coerce=int)
     brief = forms.CharField(
         label=_("Brief"), max_length=MAX_BRIEF_CHARS, widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("What the clip should show, in your own words. Any language works."),
     )
     format = forms.ChoiceField(label=_("Format"), widget=forms.RadioSelect)
-    width = forms.IntegerField(label=_("Width (px)"), required=False, min_value=1)
-    height = forms.IntegerField(label=_("Height (px)"), required=False, min_value=1)
-    num_frames = forms.IntegerField(label=_("Frames"), min_value=1)
-    fps = forms.IntegerField(label=_("Frames per second"), min_value=1, max_value=60)
+    width = forms.IntegerField(label=_("Width (px)"), required=False, min_value=1, max_value=MAX_SIDE)
+    height = forms.IntegerField(label=_("Height (px)"), required=False, min_value=1, max_value=MAX_SIDE)
+    num_frames = forms.IntegerField(label=_("Frames"), min_value=1, max_value=MAX_FRAMES)
+    fps = forms.IntegerField(label=_("Frames per second"), min_value=1, max_value=MAX_FPS)
     segment_mode = forms.ChoiceField(
         label=_("Audience segments"), widget=forms.RadioSelect,
         choices=[("define", _("I define the segments")), ("auto", _("Cluster our viewers automatically"))],
         initial="define",
     )
-    k = forms.IntegerField(label=_("Number of segments"), required=False, min_value=1, max_value=32, initial=3)
+    k = forms.IntegerField(label=_("Number of segments"), required=False, min_value=1, max_value=MAX_SEGMENTS, initial=3)
     camera = forms.ChoiceField(
         label=_("Camera move"), required=False,
         help_text=_("How the camera moves in every clip of the campaign."),
     )
     # Checked by the service (https only), which names the field on error.
     cta_url = forms.CharField(
-        label=_("Call-to-action URL"), required=False, max_length=2000,
+        label=_("Call-to-action URL"), required=False, max_length=MAX_URL_CHARS,
         widget=forms.URLInput(attrs={"placeholder": "https://"}),
         help_text=_("Where a click on the clip leads (https only). Optional."),
     )
@@ -153,7 +169,7 @@ class CampaignForm(forms.Form):
         attrs = self.data.getlist("segment_attributes") if self.data else []
         settings = self.data.getlist("segment_setting") if self.data else []
         rows, problems = [], []
-        for i, name in enumerate(names[:MAX_ROWS]):
+        for i, name in enumerate(names[:MAX_SEGMENTS]):
             text = attrs[i] if i < len(attrs) else ""
             setting = " ".join((settings[i] if i < len(settings) else "").split())
             self.segment_rows.append({"name": name, "attributes": text, "setting": setting})
@@ -221,18 +237,18 @@ class SegmentSettingForm(forms.Form):
 
 
 class GenerateForm(forms.Form):
-    variants_per_segment = forms.IntegerField(label=_("Variants per segment"), min_value=1, max_value=8, initial=2)
-    steps = forms.IntegerField(label=_("Denoising steps"), required=False, min_value=1, max_value=200,
+    variants_per_segment = forms.IntegerField(label=_("Variants per segment"), min_value=1, max_value=MAX_VARIANTS, initial=2)
+    steps = forms.IntegerField(label=_("Denoising steps"), required=False, min_value=1, max_value=MAX_STEPS,
                                help_text=_("Leave empty for the model's default."))
 
 
 class ReviewForm(forms.Form):
     decision = forms.ChoiceField(choices=Review.Decision.choices)
-    note = forms.CharField(required=False, max_length=2000)
+    note = forms.CharField(required=False, max_length=MAX_REVIEW_NOTE_CHARS)
 
 
 class WebhookForm(forms.Form):
-    url = forms.CharField(label=_("Endpoint URL"), max_length=2000,
+    url = forms.CharField(label=_("Endpoint URL"), max_length=MAX_URL_CHARS,
                           widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/adclip"}),
                           help_text=_("An https:// address that answers 2xx to a POST."))
     events = forms.MultipleChoiceField(label=_("Events"), widget=forms.CheckboxSelectMultiple,

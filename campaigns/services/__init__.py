@@ -21,7 +21,7 @@ from .webhooks import (
     webhook_event_emit,
     webhook_job_finished,
 )
-from .jobs import JobCancelled, JobHandle, job_cancel, job_create, job_fail, job_run, job_selftest
+from .jobs import JobCancelled, JobHandle, job_cancel, job_create, job_fail, job_run
 
 __all__ = [
     "JobCancelled",
@@ -47,7 +47,6 @@ __all__ = [
     "job_create",
     "job_fail",
     "job_run",
-    "job_selftest",
     "membership_set",
     "organization_get_or_create",
     "profile_delete",

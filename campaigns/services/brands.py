@@ -6,9 +6,9 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from campaigns.models import Brand, Organization
+from generation.limits import MAX_PALETTE
 
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-MAX_PALETTE = 12
 
 
 def _clean_palette(palette: list) -> list[str]:

@@ -1,5 +1,4 @@
 """Campaigns: create (validated against what the base model can take), generate, go live, pause."""
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,17 +10,21 @@ from django.db import transaction
 from campaigns.errors import Conflict
 from campaigns.models import Brand, Campaign, Job, Organization, Segment
 from generation.families import DEFAULT_FAMILY, ModelFamily, family_by_name, family_for_model_path
-from generation.personalization import CAMERA_BY_KEY, clean_setting, default_camera_for_brief
-from generation.prompts import MAX_BRIEF_CHARS
+from generation.limits import (
+    MAX_BRIEF_CHARS,
+    MAX_FPS,
+    MAX_NAME_CHARS,
+    MAX_SEGMENTS,
+    MAX_STEPS,
+    MAX_URL_CHARS,
+    MAX_VARIANTS,
+)
+from generation.personalization import CAMERA_BY_KEY, GENERAL_SEGMENT, clean_setting, default_camera_for_brief
 
 from .fleet import compute_budget_check
 from .jobs import job_create
+from .profiles import profile_clean_attributes
 from .webhooks import webhook_campaign_status_changed
-
-MAX_SEGMENTS = 32
-MAX_VARIANTS = 8
-MAX_ATTRIBUTES_BYTES = 4096
-GENERAL_SEGMENT = "General"
 
 # What the project's own checkpoints make well and fast on a CPU; real checkpoints use their
 # family's own defaults (Wan2.1: 81 frames at 832x480). `tiny` learned 9-frame 32 px clips of the
@@ -83,12 +86,13 @@ def _clean_segments(segments) -> tuple[list[dict], int | None]:
     for i, item in enumerate(segments):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
             raise ValidationError({"segments": f"segments[{i}] must be an object with a non-empty 'name'."})
-        name = item["name"].strip()[:200]
-        attributes = item.get("attributes", {})
-        if not isinstance(attributes, dict):
-            raise ValidationError({"segments": f"segments[{i}].attributes must be a JSON object."})
-        if len(json.dumps(attributes, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
-            raise ValidationError({"segments": f"segments[{i}].attributes is over {MAX_ATTRIBUTES_BYTES} bytes."})
+        name = item["name"].strip()
+        if len(name) > MAX_NAME_CHARS:
+            raise ValidationError({"segments": f"segments[{i}].name must be at most {MAX_NAME_CHARS} characters."})
+        try:  # the same bounds as a viewer's attributes: segments are matched against them
+            attributes = profile_clean_attributes(attributes=item.get("attributes", {}))
+        except ValidationError as exc:
+            raise ValidationError({"segments": f"segments[{i}].{exc.message_dict['attributes'][0]}"}) from None
         if name in names:
             raise ValidationError({"segments": f"segment name '{name}' is used twice; names must be unique."})
         names.add(name)
@@ -112,7 +116,6 @@ def clean_camera(camera, *, brief: str) -> str:
     return camera
 
 
-MAX_CTA_URL_CHARS = 2000
 _https_url = URLValidator(schemes=["https"])
 
 
@@ -123,8 +126,8 @@ def clean_cta_url(cta_url) -> str:
     if not isinstance(cta_url, str):
         raise ValidationError({"cta_url": f"cta_url must be an https:// URL (text); got {type(cta_url).__name__}."})
     cta_url = cta_url.strip()
-    if len(cta_url) > MAX_CTA_URL_CHARS:
-        raise ValidationError({"cta_url": f"cta_url must be at most {MAX_CTA_URL_CHARS} characters; "
+    if len(cta_url) > MAX_URL_CHARS:
+        raise ValidationError({"cta_url": f"cta_url must be at most {MAX_URL_CHARS} characters; "
                                           f"got {len(cta_url)}."})
     try:
         _https_url(cta_url)
@@ -158,8 +161,8 @@ def campaign_create(*, organization: Organization, brand: Brand, name: str, brie
     }
     problems = spec.family.validate(**values)
     fps = spec.defaults["fps"] if fps is None else fps
-    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 60:
-        problems["fps"] = f"fps must be a whole number from 1 to 60; got {fps!r}."
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
+        problems["fps"] = f"fps must be a whole number from 1 to {MAX_FPS}; got {fps!r}."
     if problems:
         raise ValidationError({field: f"{message} (model: {spec.name}, {spec.family.name} family)"
                                for field, message in problems.items()})
@@ -217,8 +220,8 @@ def campaign_generate(*, campaign: Campaign, variants_per_segment: int = 1, step
             or not 1 <= variants_per_segment <= MAX_VARIANTS:
         raise ValidationError({"variants_per_segment": f"must be a whole number from 1 to {MAX_VARIANTS}; "
                                                        f"got {variants_per_segment!r}."})
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 200):
-        raise ValidationError({"steps": f"must be a whole number from 1 to 200; got {steps!r}."})
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS):
+        raise ValidationError({"steps": f"must be a whole number from 1 to {MAX_STEPS}; got {steps!r}."})
     if campaign.status == Campaign.Status.ARCHIVED:
         raise Conflict("this campaign is archived; archived campaigns cannot generate.", code="campaign_archived")
     running = _unfinished_job(campaign, Job.Kind.GENERATE_CLIPS)

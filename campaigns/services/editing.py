@@ -31,8 +31,8 @@ from django.db import transaction
 from campaigns import selectors
 from campaigns.errors import Conflict
 from campaigns.models import Brand, BrandAsset, Campaign, Clip, Job, Segment
-from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, MAX_EDIT_VARIANTS, validate_keep_box
-from generation.families import MAX_FRAMES
+from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, validate_keep_box
+from generation.limits import MAX_EDIT_PROMPT_CHARS, MAX_FRAMES, MAX_STEPS, MAX_VARIANTS
 
 from .campaigns import model_spec
 from .fleet import compute_budget_check
@@ -40,9 +40,6 @@ from .jobs import JobCancelled, JobHandle, JobLost, job_create, job_lock_mine
 from .webhooks import webhook_clip_event
 
 logger = logging.getLogger(__name__)
-
-MAX_EDIT_STEPS = 200
-MAX_PROMPT_CHARS = 2000
 
 
 # --- Image-to-video: the campaign's start image ------------------------------------------------
@@ -98,7 +95,7 @@ def _steps(steps) -> int:
     spec = model_spec()
     if steps is None:
         return settings.GENERATION_STEPS or spec.defaults["steps"]
-    return _whole(steps, field="steps", low=1, high=MAX_EDIT_STEPS)
+    return _whole(steps, field="steps", low=1, high=MAX_STEPS)
 
 
 def _clean_prompt(prompt) -> str | None:
@@ -107,8 +104,8 @@ def _clean_prompt(prompt) -> str | None:
     if not isinstance(prompt, str):
         raise ValidationError({"prompt": "prompt must be text."})
     prompt = prompt.strip()
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise ValidationError({"prompt": f"prompt must be at most {MAX_PROMPT_CHARS} characters."})
+    if len(prompt) > MAX_EDIT_PROMPT_CHARS:
+        raise ValidationError({"prompt": f"prompt must be at most {MAX_EDIT_PROMPT_CHARS} characters."})
     return prompt or None
 
 
@@ -166,7 +163,7 @@ def clip_edit(*, clip: Clip, kind, keep_box=None, prompt=None, segment=None, fra
     """Queue an edit of one clip: `variants` new clips, each pending review, with `parent` = clip."""
     edit = clip_edit_clean(clip=clip, kind=kind, keep_box=keep_box, prompt=prompt, segment=segment, frames=frames,
                            direction=direction, other_clip=other_clip)
-    variants = _whole(variants, field="variants", low=1, high=MAX_EDIT_VARIANTS)
+    variants = _whole(variants, field="variants", low=1, high=MAX_VARIANTS)
     steps = _steps(steps)
     clip = Clip.objects.select_for_update(of=("self",)).select_related("campaign__brand").get(pk=clip.pk)
     if clip.status == Clip.Status.REJECTED:
@@ -198,7 +195,7 @@ def campaign_rescene(*, campaign: Campaign, clip, keep_box, variants_per_segment
     if source is None:
         raise ValidationError({"clip": f"clip {clip_id!r} is not a clip of this campaign."})
     box = _keep_box(keep_box)
-    variants = _whole(variants_per_segment, field="variants_per_segment", low=1, high=MAX_EDIT_VARIANTS)
+    variants = _whole(variants_per_segment, field="variants_per_segment", low=1, high=MAX_VARIANTS)
     steps = _steps(steps)
     if source.status != Clip.Status.APPROVED:
         raise Conflict(f"clip {source.pk} is {source.status}; only an approved clip is re-scened for every segment.",

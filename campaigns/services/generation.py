@@ -8,7 +8,6 @@ made; a cancelled job removes every clip and file it made, so nothing half-done 
 """
 import hashlib
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns import selectors
+from campaigns.files import storage_fetch
 from campaigns.models import Campaign, Clip, Job, LoraAdapter, Segment
 
 from .campaigns import model_spec
@@ -92,11 +92,7 @@ def lora_local_file(lora: LoraAdapter) -> Path:
     """The adapter's file on this worker's disk, fetched from storage once."""
     target = Path(settings.WORK_DIR) / "loras" / f"lora-{lora.pk}-v{lora.version}.safetensors"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        with default_storage.open(lora.file.name, "rb") as source, open(partial, "wb") as out:
-            shutil.copyfileobj(source, out)
-        partial.replace(target)
+        storage_fetch(lora.file.name, target)
     return target
 
 

@@ -41,7 +41,6 @@ JOB_TASKS: dict[str, str] = {
     Job.Kind.RESCENE_CAMPAIGN: "gpu.campaign_rescene",
     Job.Kind.SEGMENT_PROFILES: "cpu.campaign_segment",
     Job.Kind.IMPORT_RECIPIENTS: "cpu.recipients_import",
-    Job.Kind.SELFTEST: "cpu.job_selftest",
 }
 
 # Progress is written at most this often, so a fast loop does not hammer the database.
@@ -412,12 +411,3 @@ def job_run(*, job_id: int, work: Callable[[JobHandle], dict | None], done_messa
         _record_adapter_loads(job)
     job_finish(job=job, status=Job.Status.SUCCEEDED, message=done_message, result=result or {})
 
-
-def job_selftest(handle: JobHandle) -> dict:
-    """A job that only reports progress: proves broker, worker and database work together."""
-    steps = max(1, min(int(handle.job.params.get("steps", 5)), 100))
-    delay = max(0.0, min(float(handle.job.params.get("delay", 0.05)), 1.0))
-    for step in range(1, steps + 1):
-        time.sleep(delay)
-        handle.progress(step / steps, f"step {step}/{steps}", force=True)
-    return {"steps": steps}

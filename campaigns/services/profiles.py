@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.models import Clip, Event, Organization, Profile, SegmentMembership
+from generation.limits import MAX_ATTRIBUTES_BYTES
 
 from .jobs import job_enqueue_task
 
@@ -24,7 +25,6 @@ EXTERNAL_ID_RULE = "1 to 128 characters of letters, digits and . _ : @ -"
 
 # Bounds on the free-form attributes: enough for real preference data, too small to abuse as storage
 # (the whole object is embedded as one short text anyway).
-MAX_ATTRIBUTES_BYTES = 8 * 1024
 MAX_DEPTH = 4  # the attributes object itself is level 1
 MAX_KEYS = 50  # over all levels
 MAX_KEY_CHARS = 100

@@ -24,12 +24,12 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign, Clip, Event, Job, Profile, Segment, SegmentMembership
+from generation.personalization import GENERAL_SEGMENT
 
 from .jobs import JobHandle, job_enqueue_task
 
 # Rows per round trip when reading embeddings or writing memberships: bounded memory per batch.
 BATCH = 1000
-GENERAL_SEGMENT = "General"
 
 
 def _vectors(rows: list[list[float]]):
@@ -310,7 +310,7 @@ def _redescribe(segment: Segment, *, population, taken: set[str], min_size: int)
     viewers, read only when a new name is needed (it ranks values against everyone)."""
     import numpy as np
 
-    from generation.segmentation import GENERAL, describe, normalise, unique_name
+    from generation.segmentation import describe, normalise, unique_name
 
     rows = list(SegmentMembership.objects.filter(segment=segment).values_list(
         "id", "profile__attributes", "profile__embedding"))
@@ -323,7 +323,7 @@ def _redescribe(segment: Segment, *, population, taken: set[str], min_size: int)
         attributes, centroid, embedded = {}, None, []
     changed = attributes != segment.attributes
     if changed:
-        name = describe(members, population(), min_count=min_size)[0] if attributes else GENERAL
+        name = describe(members, population(), min_count=min_size)[0] if attributes else GENERAL_SEGMENT
         segment.name = unique_name(name[:200], taken)
         segment.attributes = attributes
         if segment.setting_source == Segment.SettingSource.SUGGESTED:

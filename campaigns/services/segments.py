@@ -8,9 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from campaigns.models import Campaign, Segment
+from generation.limits import MAX_NAME_CHARS
 from generation.personalization import clean_setting
-
-MAX_NAME_CHARS = 200
 
 
 @transaction.atomic

@@ -16,7 +16,9 @@ from django.db.models import Max
 
 from campaigns import selectors
 from campaigns.errors import Conflict
+from campaigns.files import storage_fetch
 from campaigns.models import Brand, Job, LoraAdapter
+from generation.limits import TRAINING_LIMITS
 from generation.tiny_model import TINY_LORA
 
 from .campaigns import model_spec
@@ -26,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 # Real checkpoints want gentler, longer runs than the tiny models (generation.tiny_model.TINY_LORA).
 REAL_TRAINING = {"steps": 1500, "rank": 32, "learning_rate": 1e-4}
-LIMITS = {"steps": (1, 20000), "rank": (1, 256), "learning_rate": (1e-7, 1.0)}
 # Training clips for real checkpoints: short and small enough for a brand's look, cheap enough
 # for any GPU. The project's own checkpoints train at the size they generate at.
 REAL_SIZE = {"num_frames": 17, "width": 480, "height": 272}
@@ -41,7 +42,7 @@ def training_size() -> dict:
 
 
 def _check(name: str, value, kind: type):
-    low, high = LIMITS[name]
+    low, high = TRAINING_LIMITS[name]
     ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
     if not ok or not low <= value <= high:
         raise ValidationError({name: f"{name} must be a {'number' if kind is float else 'whole number'} "
@@ -99,12 +100,25 @@ def _delete_files(names: list[str], keep: list[str] = ()) -> None:
         default_storage.delete(name)
 
 
+def _stored_files(folder: str) -> list[str]:
+    """Every file stored below ``folder`` (none when it does not exist)."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [f"{folder}/{name}" for name in files] + [f for sub in folders for f in _stored_files(f"{folder}/{sub}")]
+
+
+def _delete_checkpoints(prefix: str, keep: list[str] = ()) -> None:
+    """Every stored checkpoint of this run but ``keep``, as storage lists them rather than as the
+    job recorded them: a worker that died between recording a checkpoint and deleting the one
+    before it leaves that one behind otherwise."""
+    _delete_files(_stored_files(f"{prefix}/checkpoints"), keep=keep)
+
+
 def _download(names: list[str], prefix: str, folder: Path) -> Path:
     for name in names:
-        target = folder / name[len(prefix) + 1:]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with default_storage.open(name, "rb") as source, open(target, "wb") as out:
-            shutil.copyfileobj(source, out)
+        storage_fetch(name, folder / name[len(prefix) + 1:])
     return folder
 
 
@@ -120,8 +134,7 @@ def _samples(brand: Brand, folder: Path, asset_ids: list[int] | None = None) -> 
     for asset in assets:
         local = folder / Path(asset.file.name).name
         if not local.exists():
-            with default_storage.open(asset.file.name, "rb") as source, open(local, "wb") as out:
-                shutil.copyfileobj(source, out)
+            storage_fetch(asset.file.name, local)
         caption = asset_caption(trigger_token=brand.trigger_token, caption=asset.caption,
                                 style_notes=brand.style_notes, brand_name=brand.name)
         samples.append(TrainingSample(path=local, kind=asset.kind, caption=caption))
@@ -163,8 +176,8 @@ def lora_train_run(handle: JobHandle) -> dict:
         result = {**stored, "checkpoint": {"step": step, "prefix": ckpt_prefix, "files": files}}
         Job.objects.filter(pk=job.pk).update(result=result)
         job.result = result
-        # Only the newest checkpoint is ever resumed from: the one before it goes.
-        _delete_files((stored.get("checkpoint") or {}).get("files", []), keep=files)
+        # Only the newest checkpoint is ever resumed from: the ones before it go.
+        _delete_checkpoints(prefix, keep=files)
 
     size = training_size()
     try:
@@ -199,7 +212,7 @@ def lora_train_run(handle: JobHandle) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     # Done: the run's last checkpoint has nothing left to resume, and leaves no file behind.
     last = (job.result or {}).get("checkpoint") or {}
-    _delete_files(last.get("files", []))
+    _delete_checkpoints(prefix)
     return {"lora_version": lora.version, "final_loss": losses[-1] if losses else None,
             "last_checkpoint_step": last.get("step"),
             # The step an earlier attempt's checkpoint let this one start from (None: from step 0).

@@ -36,12 +36,12 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign, Clip, Job, Organization, Segment, WebhookDelivery, WebhookEndpoint
+from generation.limits import MAX_URL_CHARS
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPES: list[str] = list(WebhookEndpoint.EventType.values)
 DELIVER_TASK = "cpu.webhook_deliver"
-MAX_URL_CHARS = 2000
 # Backoff: the first retry about 5 s after a failure, doubling, never more than an hour apart; an
 # event is tried until an attempt at least RETRY_FOR after it was made has failed (about 34 tries).
 FIRST_RETRY_S = 5.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from generation.colour import srgb_to_lab
 from generation.toyworld.world import COLOURS, Scene
 
 # A pixel belongs to the foreground when it is this far (Lab Delta E 1976) from the background:
@@ -30,18 +31,6 @@ class Measurement:
     foreground: str | None  # None: no shape found
     direction: str | None  # None: no shape found in at least two frames
     travel: tuple[float, float]  # (dx, dy) of the fitted centroid track over the clip, in pixels
-
-
-def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 or 0..255 float sRGB (..., 3) -> CIE Lab (D65), float64."""
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ np.array([[0.4124564, 0.3575761, 0.1804375],
-                             [0.2126729, 0.7151522, 0.0721750],
-                             [0.0193339, 0.1191920, 0.9503041]]).T
-    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
 
 
 _NAMES = tuple(COLOURS)

@@ -38,19 +38,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from generation.atomic import staged_folder
 from generation.families import WAN
 from generation.toyworld.platform import random_platform_caption
+from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.toyworld.world import (
     COLOURS, DIRECTIONS, SHAPES, Scene, heldout_scenes, render_clip, train_scenes,
 )
@@ -352,10 +351,8 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
         eps = torch.randn(mu[pick][:, :, :frames].shape, generator=generator).to(dev)
         x0 = mu[pick][:, :, :frames] + sd[pick][:, :, :frames] * eps
         noise = torch.randn(x0.shape, generator=generator).to(dev)
-        u = torch.rand((b,), generator=generator).to(dev)
-        sigma = FLOW_SHIFT * u / (1 + (FLOW_SHIFT - 1) * u)
-        s = sigma.view(b, 1, 1, 1, 1)
-        noisy = (1 - s) * x0 + s * noise
+        sigma = sample_sigmas(b, shift=FLOW_SHIFT, generator=generator).to(dev)
+        noisy, target = noisy_and_target(x0, noise, sigma)
         text_index = scene_index[pick]
         if recipe.platform_share > 0:
             platform = (torch.rand((b,), generator=generator) < recipe.platform_share).to(dev)
@@ -365,7 +362,7 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
         text = torch.where(drop.view(b, 1, 1), empty.expand_as(text), text)
         prediction = transformer(hidden_states=noisy, timestep=sigma * NUM_TRAIN_TIMESTEPS,
                                  encoder_hidden_states=text, return_dict=False)[0]
-        loss = F.mse_loss(prediction, noise - x0)
+        loss = flow_loss(prediction, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
         optimizer.step()
@@ -417,19 +414,9 @@ def _collapse_padding(transformer, embeds: torch.Tensor, empty: torch.Tensor):
 
 
 def _save(pipe, output: Path, info: dict) -> None:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.building-{uuid.uuid4().hex}"
-    try:
+    with staged_folder(output) as staging:
         pipe.save_pretrained(staging)
         (staging / MARKER_NAME).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{uuid.uuid4().hex}"
-            output.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        staging.rename(output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def main() -> None:

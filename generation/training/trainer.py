@@ -24,18 +24,17 @@ import gc
 import hashlib
 import json
 import math
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from generation.atomic import staged_file, staged_folder
 from generation.families import ModelFamily, family_for_model_path, text_window
 from generation.training.dataset import EncodedSample, dataset_fingerprint, encode_samples
+from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.training.schema import TrainingCancelled, TrainingResult, TrainingSample
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -353,30 +352,19 @@ def _write_checkpoint(
 ) -> Path:
     """Write checkpoints/step-N/ so that it is either complete or absent, even if killed midway."""
     final = output_dir / CHECKPOINTS_DIR / f"step-{step}"
-    temporary = final.parent / f".step-{step}.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    _save_lora(directory=temporary, models=models)
-    torch.save(optimizer.state_dict(), temporary / OPTIMIZER_NAME)
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, temporary / RNG_NAME)
-    (temporary / STATE_NAME).write_text(json.dumps(state, indent=1), encoding="utf-8")
-    for path in temporary.iterdir():
-        _fsync(path)
-    if final.exists():  # a rerun over the same output folder: replace, never mix two runs
-        stale = final.parent / f".step-{step}.stale-{os.getpid()}"
-        os.rename(final, stale)
-        os.rename(temporary, final)
-        shutil.rmtree(stale, ignore_errors=True)
-    else:
-        os.rename(temporary, final)
-    _fsync(final.parent)
+    # A rerun over the same output folder replaces the step's folder whole, never mixes two runs.
+    with staged_folder(final) as temporary:
+        _save_lora(directory=temporary, models=models)
+        torch.save(optimizer.state_dict(), temporary / OPTIMIZER_NAME)
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, temporary / RNG_NAME)
+        (temporary / STATE_NAME).write_text(json.dumps(state, indent=1), encoding="utf-8")
     return final
 
 
-def _save_lora(*, directory: Path, models: _Models) -> Path:
+def _save_lora(*, directory: Path, models: _Models, weight_name: str = LORA_WEIGHT_NAME) -> Path:
     from peft.utils import get_peft_model_state_dict
 
     weights = {key: value.detach().to("cpu", torch.float32).contiguous()
@@ -386,30 +374,15 @@ def _save_lora(*, directory: Path, models: _Models) -> Path:
     metadata = models.transformer.peft_config["default"].to_dict()
     models.pipeline_cls.save_lora_weights(directory, transformer_lora_layers=weights,
                                           transformer_lora_adapter_metadata=metadata,
-                                          weight_name=LORA_WEIGHT_NAME)
-    return directory / LORA_WEIGHT_NAME
+                                          weight_name=weight_name)
+    return directory / weight_name
 
 
 def _save_lora_atomically(*, directory: Path, models: _Models) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".lora.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    written = _save_lora(directory=temporary, models=models)
-    _fsync(written)
     target = directory / LORA_WEIGHT_NAME
-    os.replace(written, target)
-    shutil.rmtree(temporary, ignore_errors=True)
-    _fsync(directory)
+    with staged_file(target) as staging:
+        _save_lora(directory=directory, models=models, weight_name=staging.name)
     return target
-
-
-def _fsync(path: Path) -> None:
-    # Rename is atomic only for what already reached the disk: flush contents first.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- 6. Train -------------------------------------------------------------------------------
@@ -436,18 +409,13 @@ def _train_step(
     generator = _step_generator(seed, "step", step)
     shape = sample.latent_mean.shape
 
-    # Flow matching as FlowMatchEulerDiscreteScheduler samples it: sigma = shift*u / (1 + (shift-1)*u)
-    # puts as much training on each sigma as the shifted inference schedule spends there.
-    u = torch.rand((1,), generator=generator)
-    shift = models.flow_shift
-    sigma = (shift * u / (1 + (shift - 1) * u)).to(device)
+    # Flow matching (generation.training.flow), every draw from this step's own generator.
+    sigma = sample_sigmas(1, shift=models.flow_shift, generator=generator).to(device)
     noise = torch.randn(shape, generator=generator).to(device)
     posterior_noise = torch.randn(shape, generator=generator).to(device)
 
     x0 = sample.latent_mean + sample.latent_std * posterior_noise
-    s = sigma.view(1, 1, 1, 1, 1)
-    noisy = (1 - s) * x0 + s * noise
-    target = noise - x0
+    noisy, target = noisy_and_target(x0, noise, sigma)
     timestep = sigma * models.num_train_timesteps
 
     prediction = models.transformer(
@@ -456,7 +424,7 @@ def _train_step(
         encoder_hidden_states=sample.prompt_embeds,
         return_dict=False,
     )[0]
-    loss = F.mse_loss(prediction.float(), target.float())
+    loss = flow_loss(prediction, target)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
     optimizer.step()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from generation.personalization import CAMERA_PRESETS, MAX_SETTING_CHARS, camera_preset, default_camera_for_brief
+from generation.limits import MAX_SETTING_CHARS
+from generation.personalization import CAMERA_PRESETS, camera_preset, default_camera_for_brief
 from generation.prompts import (
     MAX_BRIEF_CHARS,
     MAX_PROMPT_CHARS,

@@ -1,7 +1,7 @@
 """Brands: create and edit, upload assets, train the brand's style (LoRA) and watch it learn."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -15,12 +15,13 @@ from campaigns.dashboard.context import (
     error_json,
     error_message,
     form_add_service_errors,
+    form_start_work,
     is_fragment,
     org_view,
     wants_json,
 )
 from campaigns.dashboard.forms import BrandForm, TrainForm
-from campaigns.errors import ServiceError
+from campaigns.errors import ServiceError, error_body
 from campaigns.files import signed_url
 from campaigns.models import BrandAsset, Job
 
@@ -122,7 +123,7 @@ def asset_upload(request, brand_id):
     caption = request.POST.get("caption", "")
     if wants_json(request):
         if len(files) != 1:
-            return JsonResponse({"error": {"code": "invalid", "message": _("Send exactly one file.")}}, status=400)
+            return JsonResponse(error_body("invalid", _("Send exactly one file.")), status=400)
         try:
             asset, created = services.asset_upload(brand=brand, upload=files[0], caption=caption)
         except (ServiceError, ValidationError) as exc:
@@ -167,15 +168,9 @@ def brand_train(request, brand_id):
     if not form.is_valid():
         return _detail(request, brand, train_form=form, status=400)
     options = {k: v for k, v in form.cleaned_data.items() if v is not None}
-    try:
-        services.brand_train(brand=brand, user=request.user, **options)
-    except ValidationError as exc:
-        form_add_service_errors(form, exc)
+    if not form_start_work(request, form, lambda: services.brand_train(brand=brand, user=request.user, **options),
+                           started=_("Training started. You can leave this page; it keeps going.")):
         return _detail(request, brand, train_form=form, status=400)
-    except (ServiceError, PermissionDenied) as exc:
-        messages.error(request, error_message(exc))
-    else:
-        messages.success(request, _("Training started. You can leave this page; it keeps going."))
     return redirect(reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#training")
 
 

@@ -1,6 +1,6 @@
 """Campaigns: write a brief, generate clips per audience segment, watch them perform, go live."""
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import selectors, services
 from campaigns.dashboard.charts import bar_width, ctr
-from campaigns.dashboard.context import error_message, form_add_service_errors, is_fragment, org_view
+from campaigns.dashboard.context import error_message, form_add_service_errors, form_start_work, is_fragment, org_view
 from campaigns.dashboard.views.edits import nest_edits
 from campaigns.dashboard.views.recipients import recipients_context
 from campaigns.dashboard.forms import CampaignForm, GenerateForm, SegmentSettingForm, camera_choices, setting_suggestions
@@ -181,16 +181,12 @@ def campaign_generate(request, campaign_id):
     form = GenerateForm(request.POST)
     if not form.is_valid():
         return _detail(request, campaign, generate_form=form, status=400)
-    try:
-        services.campaign_generate(campaign=campaign, variants_per_segment=form.cleaned_data["variants_per_segment"],
-                                   steps=form.cleaned_data["steps"], user=request.user)
-    except ValidationError as exc:
-        form_add_service_errors(form, exc)
+    data = form.cleaned_data
+    generate = lambda: services.campaign_generate(  # noqa: E731
+        campaign=campaign, variants_per_segment=data["variants_per_segment"], steps=data["steps"], user=request.user)
+    if not form_start_work(request, form, generate,
+                           started=_("Generation started. New clips appear here and in the review queue.")):
         return _detail(request, campaign, generate_form=form, status=400)
-    except (ServiceError, PermissionDenied) as exc:
-        messages.error(request, error_message(exc))
-    else:
-        messages.success(request, _("Generation started. New clips appear here and in the review queue."))
     return redirect(reverse("dashboard:campaign-detail", kwargs={"campaign_id": campaign.pk}) + "#progress")
 
 
