@@ -58,6 +58,25 @@ def test_embeddings_are_unit_vectors_and_mean_something():
     assert np.allclose(again[0], vectors[0], atol=1e-5)  # deterministic
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_every_embedding_precision_gives_the_same_meaning(monkeypatch, precision):
+    texts = ["interests: hiking, camping; style: rugged", "interests: video games, esports; style: neon",
+             "city: Taipei; interests: cooking, baking; locale: zh-TW"]
+    monkeypatch.setenv(embeddings.PRECISION_ENV, "float32")
+    reference = embeddings.embed_texts(texts)
+    monkeypatch.setenv(embeddings.PRECISION_ENV, precision)
+    vectors = embeddings.embed_texts(texts)
+    assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() > 0.9999
+    assert ((vectors @ reference.T).argmax(axis=1) == [0, 1, 2]).all()
+
+
+def test_an_unknown_embedding_precision_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv(embeddings.PRECISION_ENV, "fp8")
+    with pytest.raises(ValueError, match="EMBEDDING_PRECISION must be one of auto, float32, bfloat16; got 'fp8'"):
+        embeddings.embed_texts(["interests: hiking"])
+
+
 def test_kmeans_is_deterministic_and_never_makes_more_clusters_than_distinct_points():
     rng = np.random.default_rng(0)
     points = np.concatenate([np.eye(8)[axis] + rng.normal(0, 0.05, size=(10, 8)) for axis in range(3)])
