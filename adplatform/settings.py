@@ -194,6 +194,15 @@ STORAGES = {
 # Uploads: bigger files are refused with 413 before they are stored.
 ASSET_MAX_BYTES = env.int("ASSET_MAX_BYTES", default=50 * 1024 * 1024)
 ASSET_MAX_PIXELS = env.int("ASSET_MAX_PIXELS", default=40_000_000)
+# A clip's frames, and frames x pixels, read from its container before anything is decoded: what
+# decoding it (on the cpu queue) may cost. 640 M holds 10 s of 1080p at 30 fps (622 M).
+ASSET_MAX_CLIP_FRAMES = env.int("ASSET_MAX_CLIP_FRAMES", default=2000)
+ASSET_MAX_CLIP_PIXELS = env.int("ASSET_MAX_CLIP_PIXELS", default=640_000_000)
+# A clip still being checked this long after its check began (or was queued) is queued again by the
+# workers' watchdog: the worker died or the message was lost. Longer than the check's own time
+# limit (11 minutes).
+ASSET_CHECK_RETRY_S = env.int("ASSET_CHECK_RETRY_S", default=15 * 60)
+ASSET_CHECK_MAX_ATTEMPTS = 3
 # Recipients CSV uploads (campaigns.services.recipients): 20 MB holds 100,000 rows of a dozen columns.
 RECIPIENTS_MAX_BYTES = env.int("RECIPIENTS_MAX_BYTES", default=20 * 1024 * 1024)
 RECIPIENTS_MAX_ROWS = env.int("RECIPIENTS_MAX_ROWS", default=100_000)

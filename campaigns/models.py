@@ -98,10 +98,23 @@ def _suffix(filename: str) -> str:
     return filename[dot:].lower() if dot > 0 else ""
 
 
+def asset_poster_to(instance: "BrandAsset", filename: str) -> str:
+    return f"org-{instance.organization_id}/brands/{instance.brand_id}/assets/{instance.checksum}.poster.jpg"
+
+
 class BrandAsset(OrgOwned):
+    """An uploaded image or clip. An image is decoded in the request (Pillow, bounded) and is ready
+    at once; a clip is only probed there (container metadata) and is decoded, checked and given a
+    poster on the cpu queue (campaigns.services.asset_checks), `processing` until then."""
+
     class Kind(models.TextChoices):
         IMAGE = "image", _("Image")
         CLIP = "clip", _("Clip")
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing", _("Being checked")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
 
     brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="assets")
     file = models.FileField(upload_to=asset_upload_to, max_length=300)
@@ -113,6 +126,12 @@ class BrandAsset(OrgOwned):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     num_frames = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY)
+    error = models.CharField(max_length=500, blank=True)
+    poster = models.FileField(upload_to=asset_poster_to, max_length=300, blank=True)
+    # Tries at decoding a clip: a clip whose decoding kills worker after worker fails instead.
+    check_attempts = models.PositiveSmallIntegerField(default=0)
+    check_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["brand", "checksum"], name="asset_once_per_brand")]

@@ -1,7 +1,8 @@
 """The dead-worker watchdog that every Celery worker runs (see campaigns.services.jobs).
 
 A thread started when the worker is ready says the worker is alive (`FleetWorker.seen_at`,
-which adapter-affine routing reads) and calls `jobs_requeue_stale`, every
+which adapter-affine routing reads) and calls `jobs_requeue_stale` (and `asset_checks_due`, for
+brand clips whose check a dead worker left), every
 JOB_WATCHDOG_INTERVAL_S. Every worker runs one, so the job of a dead worker is requeued as long
 as any worker lives; `select_for_update(skip_locked=True)` keeps two watchdogs from requeuing
 the same job twice.
@@ -19,6 +20,7 @@ def watchdog_loop(hostname: str, gpu: bool) -> None:
     from django.conf import settings
     from django.db import DatabaseError, connection
 
+    from campaigns.services.asset_checks import asset_checks_due
     from campaigns.services.fleet import fleet_worker_seen
     from campaigns.services.jobs import jobs_requeue_stale
 
@@ -28,6 +30,7 @@ def watchdog_loop(hostname: str, gpu: bool) -> None:
         try:
             fleet_worker_seen(hostname=hostname, gpu=gpu)
             jobs_requeue_stale()
+            asset_checks_due()
         except DatabaseError as exc:  # the database is away; look again next time
             logger.warning("job watchdog: %s", exc)
         finally:

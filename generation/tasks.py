@@ -184,3 +184,18 @@ def webhook_deliver_due() -> None:
     from campaigns.services.webhooks import webhook_deliver_due as deliver_due
 
     deliver_due()
+
+
+# A brand clip's check (campaigns.services.asset_checks): not a Job; the asset's own status says
+# how it went, and the workers' watchdog queues it again if a worker died on it.
+@shared_task(
+    name="cpu.asset_check",
+    # Decoding at most ASSET_MAX_CLIP_PIXELS (10 s of 1080p): seconds to a minute on one core.
+    soft_time_limit=10 * 60,
+    time_limit=11 * 60,
+    **EMBED_TASK_OPTIONS,
+)
+def asset_check(asset_id: int) -> None:
+    from campaigns.services.asset_checks import asset_check as check
+
+    check(asset_id=asset_id)

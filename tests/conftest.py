@@ -113,6 +113,14 @@ def worker_wait_idle(timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.fixture(scope="session")
+def tiny_mp4() -> bytes:
+    """A real, tiny H.264 MP4: 9 frames of 32x32."""
+    from tests.helpers import mp4_bytes
+
+    return mp4_bytes(9, size=(32, 32))
+
+
 @pytest.fixture
 def org():
     return factories.OrganizationFactory()

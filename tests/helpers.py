@@ -4,6 +4,7 @@ import io
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from packaging.utils import canonicalize_name
 from PIL import Image
 
@@ -167,3 +169,37 @@ class LoopbackServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def mp4_bytes(frames: int = 9, size=(32, 48), fps: int = 8, **options: str) -> bytes:
+    """An H.264 MP4 of `frames` flat grey frames of `size` (width, height)."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = options
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), i * 25 % 256, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return out.getvalue()
+
+
+def zeroed_mdat(mp4: bytes) -> bytes:
+    """The same MP4 with its media data zeroed: the container (and what it says) intact, the frames
+    undecodable."""
+    data, at = bytearray(mp4), 0
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"mdat":
+            data[at + 8:at + size] = bytes(size - 8)
+            return bytes(data)
+        at += size
+    raise AssertionError("no mdat box")
+
+
+def asset_upload_request(client, brand, data: bytes, name: str, caption: str = ""):
+    return client.post(f"/api/v1/brands/{brand.pk}/assets", {"file": SimpleUploadedFile(name, data), "caption": caption},
+                       format="multipart")

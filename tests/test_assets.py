@@ -2,30 +2,23 @@
 import struct
 import zlib
 
-import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from campaigns import services
 from campaigns.models import BrandAsset, Job, LoraAdapter
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.helpers import assert_error, image_bytes
+from tests.helpers import asset_upload_request as upload
+from tests.helpers import assert_error, image_bytes, mp4_bytes, zeroed_mdat
 
 pytestmark = pytest.mark.django_db
 
 
-def mp4_bytes(frames: int = 9, size=(32, 48)) -> bytes:
-    import tempfile
-
-    import imageio.v2 as imageio
-
-    with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
-        writer = imageio.get_writer(tmp.name, fps=8, codec="libx264", pixelformat="yuv420p", macro_block_size=2)
-        for i in range(frames):
-            writer.append_data(np.full((size[1], size[0], 3), i * 25, np.uint8))
-        writer.close()
-        return open(tmp.name, "rb").read()
+@pytest.fixture(scope="session")
+def huge_clip() -> bytes:
+    """The issue's reproduction: 30 frames of 6144x6144, 112 KB; decoding it takes seconds and
+    hundreds of MB. Encoded once per run (about 13 s)."""
+    return mp4_bytes(30, size=(6144, 6144), fps=30, preset="ultrafast", crf="51")
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -35,11 +28,6 @@ def png_claiming(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
-def upload(client, brand, data: bytes, name: str, caption: str = ""):
-    return client.post(f"/api/v1/brands/{brand.pk}/assets", {"file": SimpleUploadedFile(name, data), "caption": caption},
-                       format="multipart")
 
 
 @pytest.fixture
@@ -58,9 +46,38 @@ def test_images_are_measured_and_stored(manage_client, brand, fmt, mime, s3_clie
     assert asset.file.name in bucket_keys(s3_client)
 
 
-def test_clips_are_measured(manage_client, brand):
-    body = upload(manage_client, brand, mp4_bytes(), "clip.mp4").json()
+def test_clips_are_measured_from_their_container_and_wait_to_be_checked(manage_client, brand, s3_client):
+    response = upload(manage_client, brand, mp4_bytes(), "clip.mp4")
+    assert response.status_code == 201, response.content
+    body = response.json()
     assert (body["kind"], body["width"], body["height"], body["num_frames"]) == ("clip", 32, 48, 9)
+    assert (body["status"], body["error"], body["poster_url"]) == ("processing", "", None)
+    assert BrandAsset.objects.get(pk=body["id"]).file.name in bucket_keys(s3_client)
+
+
+def test_a_clip_is_not_decoded_in_the_request(manage_client, brand):
+    """Frames that do not decode behind an intact container pass the upload: the request read
+    only the container. The check on the cpu queue fails it (test_asset_checks.py)."""
+    response = upload(manage_client, brand, zeroed_mdat(mp4_bytes()), "clip.mp4")
+    assert response.status_code == 201, response.content
+    assert (response.json()["status"], response.json()["num_frames"]) == ("processing", 9)
+
+
+def test_a_clip_over_the_frames_x_pixels_budget_is_refused_before_decoding(manage_client, brand, s3_client, huge_clip,
+                                                                           settings):
+    before = bucket_keys(s3_client)
+    body = assert_error(upload(manage_client, brand, huge_clip, "small-file-huge-clip.mp4"), 400)
+    assert "30 frames of 6144x6144 (1,132,462,080 pixels)" in body["message"]
+    assert f"{settings.ASSET_MAX_CLIP_PIXELS:,} pixels in all" in body["message"]
+    assert "file" in body["details"]
+    assert_nothing_left(s3_client, before)
+
+
+def test_a_clip_over_the_frame_count_is_refused(manage_client, brand, s3_client):
+    before = bucket_keys(s3_client)
+    body = assert_error(upload(manage_client, brand, mp4_bytes(2001, size=(16, 16), fps=30), "long.mp4"), 400)
+    assert "2001 frames of 16x16" in body["message"] and "2000 frames" in body["message"]
+    assert_nothing_left(s3_client, before)
 
 
 def test_the_same_file_twice_is_one_asset(manage_client, brand, s3_client):
@@ -131,6 +148,22 @@ def test_another_organizations_brand_is_404(manage_client, other_org):
     foreign = factories.BrandFactory(organization=other_org)
     assert_error(upload(manage_client, foreign, image_bytes(), "a.png"), 404)
     assert_error(manage_client.post(f"/api/v1/brands/{foreign.pk}/train", {}, format="json"), 404)
+
+
+def test_training_waits_for_clips_being_checked(manage_client, brand):
+    upload(manage_client, brand, mp4_bytes(), "clip.mp4")
+    body = assert_error(manage_client.post(f"/api/v1/brands/{brand.pk}/train", {}, format="json"), 409,
+                        "assets_processing")
+    assert "being checked" in body["message"] and body["details"] == {"processing": 1}
+    assert not Job.objects.exists()
+
+
+def test_training_learns_from_ready_assets_only(manage_client, brand):
+    image = upload(manage_client, brand, image_bytes(), "a.png").json()
+    upload(manage_client, brand, mp4_bytes(), "clip.mp4")
+    response = manage_client.post(f"/api/v1/brands/{brand.pk}/train", {}, format="json")
+    assert response.status_code == 202, response.content
+    assert Job.objects.get(pk=response.json()["job"]["id"]).params["asset_ids"] == [image["id"]]
 
 
 def test_training_without_assets_is_409(manage_client, brand):

@@ -38,18 +38,6 @@ def fresh_signed_urls():
     signed_urls_forget()
 
 
-@pytest.fixture(scope="session")
-def mp4_bytes(tmp_path_factory) -> bytes:
-    """A real, tiny H.264 MP4 (9 frames of 32x32)."""
-    import numpy as np
-
-    from generation.media import write_mp4
-
-    path = tmp_path_factory.mktemp("mp4") / "tiny.mp4"
-    write_mp4(np.linspace(0, 1, 9 * 32 * 32 * 3, dtype=np.float32).reshape(9, 32, 32, 3), path, fps=8)
-    return path.read_bytes()
-
-
 @pytest.fixture
 def campaign(org):
     campaign = services.campaign_create(
@@ -216,10 +204,10 @@ def test_the_import_also_places_recipients_in_the_organizations_other_campaigns(
 # --- export and landing page -------------------------------------------------------------------------
 
 def test_export_lists_every_placed_viewer_with_their_clip_and_a_page_that_plays_it(
-        manage_client, campaign, client, mp4_bytes):
+        manage_client, campaign, client, tiny_mp4):
     run_import(campaign, GOOD_CSV)
     outdoors, players = campaign.segments.order_by("position")
-    video = default_storage.save("tests/recipients/clip.mp4", ContentFile(mp4_bytes))
+    video = default_storage.save("tests/recipients/clip.mp4", ContentFile(tiny_mp4))
     outdoor_clip = factories.ClipFactory(campaign=campaign, segment=outdoors, status=APPROVED, video=video)
     player_clip = factories.ClipFactory(campaign=campaign, segment=players, status=APPROVED)
     factories.ClipFactory(campaign=campaign, segment=players)  # pending: never listed
@@ -246,7 +234,7 @@ def test_export_lists_every_placed_viewer_with_their_clip_and_a_page_that_plays_
     assert response["Referrer-Policy"] == "no-referrer" and "no-store" in response["Cache-Control"]
     src = html.split('<source src="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     with urllib.request.urlopen(src, timeout=10) as fetched:
-        assert fetched.read() == mp4_bytes
+        assert fetched.read() == tiny_mp4
     # Opening it recorded an impression; the call to action records a click, then redirects.
     assert Event.objects.filter(clip=outdoor_clip, profile__external_id="hiker-1", type="impression").count() == 1
     response = client.get(f"{page_path}/go")

@@ -29,19 +29,6 @@ def fresh_signed_urls():
     signed_urls_forget()
 
 
-@pytest.fixture(scope="session")
-def mp4_bytes(tmp_path_factory) -> bytes:
-    """A real, tiny H.264 MP4 (9 frames of 32x32)."""
-    import numpy as np
-
-    from generation.media import write_mp4
-
-    path = tmp_path_factory.mktemp("mp4") / "tiny.mp4"
-    frames = np.linspace(0, 1, 9 * 32 * 32 * 3, dtype=np.float32).reshape(9, 32, 32, 3)
-    write_mp4(frames, path, fps=8)
-    return path.read_bytes()
-
-
 @pytest.fixture
 def campaign(org):
     return factories.CampaignFactory(brand__organization=org, status=Campaign.Status.LIVE)
@@ -173,31 +160,31 @@ def test_thompson_sampling_explores_untried_variants():
 
 # --- the URL -------------------------------------------------------------------------------------
 
-def _stored_clip(campaign, mp4_bytes):
+def _stored_clip(campaign, tiny_mp4):
     segment = segment_of(campaign, "All", 0)
     prefix = f"org-{campaign.organization_id}/campaigns/{campaign.pk}/clips"
-    video = default_storage.save(f"{prefix}/real.mp4", ContentFile(mp4_bytes))
+    video = default_storage.save(f"{prefix}/real.mp4", ContentFile(tiny_mp4))
     poster = default_storage.save(f"{prefix}/real.jpg", ContentFile(b"\xff\xd8\xff\xe0poster"))
     return approved_clip(campaign, segment, video=video, poster=poster)
 
 
-def test_url_fetches_the_mp4_from_s3_with_a_plain_get(serve_client, campaign, mp4_bytes):
-    _stored_clip(campaign, mp4_bytes)
+def test_url_fetches_the_mp4_from_s3_with_a_plain_get(serve_client, campaign, tiny_mp4):
+    _stored_clip(campaign, tiny_mp4)
     body = get_clip(serve_client, campaign.pk, "viewer").json()
     assert "X-Amz-Signature" in body["clip"]["url"]
     with urllib.request.urlopen(body["clip"]["url"]) as response:  # no key, no cookies
-        assert response.read() == mp4_bytes
+        assert response.read() == tiny_mp4
     with urllib.request.urlopen(body["clip"]["poster_url"]) as response:
         assert response.read().startswith(b"\xff\xd8")
 
 
-def test_url_fetches_the_mp4_from_local_storage(serve_client, campaign, mp4_bytes, local_storage, client):
-    _stored_clip(campaign, mp4_bytes)
+def test_url_fetches_the_mp4_from_local_storage(serve_client, campaign, tiny_mp4, local_storage, client):
+    _stored_clip(campaign, tiny_mp4)
     body = get_clip(serve_client, campaign.pk, "viewer").json()
     assert body["clip"]["url"].startswith("http://testserver/files/")
     response = client.get(body["clip"]["url"])
     assert response.status_code == 200 and response["Content-Type"] == "video/mp4"
-    assert b"".join(response.streaming_content) == mp4_bytes
+    assert b"".join(response.streaming_content) == tiny_mp4
 
 
 def test_signed_urls_are_reused_while_fresh(serve_client, campaign):

@@ -166,7 +166,16 @@ class PresetsSerializer(serializers.Serializer):
     settings = SettingEntrySerializer(many=True, help_text="the settings catalogue suggestions come from")
 
 
-class ClipSerializer(serializers.ModelSerializer):
+class SignedUrls:
+    """Serializer mixin: a stored file's signed, expiring URL (null when there is no file)."""
+
+    def _url(self, name: str) -> str | None:
+        from campaigns.files import signed_url
+
+        return signed_url(name, request=self.context.get("request"))[0] if name else None
+
+
+class ClipSerializer(SignedUrls, serializers.ModelSerializer):
     segment = serializers.SerializerMethodField()
     video_url = serializers.SerializerMethodField()
     poster_url = serializers.SerializerMethodField()
@@ -191,11 +200,6 @@ class ClipSerializer(serializers.ModelSerializer):
     def get_segment(self, clip) -> dict | None:
         return {"id": clip.segment_id, "name": clip.segment.name} if clip.segment_id else None
 
-    def _url(self, name: str) -> str | None:
-        from campaigns.files import signed_url
-
-        return signed_url(name, request=self.context.get("request"))[0] if name else None
-
     def get_video_url(self, clip) -> str | None:
         return self._url(clip.video.name)
 
@@ -216,11 +220,23 @@ class AssetInSerializer(serializers.Serializer):
     caption = serializers.CharField(required=False, allow_blank=True, max_length=MAX_CAPTION_CHARS, default="")
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(SignedUrls, serializers.ModelSerializer):
+    status = serializers.ChoiceField(
+        choices=BrandAsset.Status.choices, read_only=True,
+        help_text="an image is `ready` at once; a clip is `processing` until a cpu worker has decoded every frame "
+                  "(seconds to a minute), then `ready`, or `failed` with `error` saying why. Training uses ready "
+                  "assets only.")
+    error = serializers.CharField(read_only=True, help_text="why a clip failed its check; empty otherwise")
+    poster_url = serializers.SerializerMethodField(help_text="a ready clip's first frame (JPEG, signed URL); null "
+                                                             "for an image or a clip not yet checked")
+
     class Meta:
         model = BrandAsset
         fields = ["id", "brand", "kind", "content_type", "caption", "checksum", "size_bytes", "width", "height",
-                  "num_frames", "created_at"]
+                  "num_frames", "status", "error", "poster_url", "created_at"]
+
+    def get_poster_url(self, asset) -> str | None:
+        return self._url(asset.poster.name)
 
 
 def _bounded(kind: str, low, high, help_text: str, default=None) -> serializers.JSONField:

@@ -78,19 +78,24 @@ class BrandAssetsView(ManageView):
     @extend_schema(request={"multipart/form-data": AssetInSerializer},
                    responses={201: AssetSerializer, 200: AssetSerializer, **errors(400, 404, 413, 415)},
                    tags=["brands"], description="Upload a brand asset. The same bytes twice answer 200 with "
-                                                "the existing asset.")
+                                                "the existing asset. An image is decoded here and is `ready`; a "
+                                                "clip is measured from its container (refused over "
+                                                "ASSET_MAX_CLIP_PIXELS frames x pixels) and is `processing` "
+                                                "until a cpu worker has decoded it.")
     def post(self, request, brand_id: int):
         brand = selectors.brand_get(organization=self.organization, brand_id=brand_id)
         data = AssetInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         asset, created = services.asset_upload(brand=brand, upload=data.validated_data["file"],
                                                caption=data.validated_data["caption"])
-        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(AssetSerializer(asset, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(responses={200: AssetSerializer(many=True), **errors(404)}, tags=["brands"])
     def get(self, request, brand_id: int):
         brand = selectors.brand_get(organization=self.organization, brand_id=brand_id)
-        return Response(AssetSerializer(selectors.asset_list_for_brand(brand=brand), many=True).data)
+        return Response(AssetSerializer(selectors.asset_list_for_brand(brand=brand), many=True,
+                                        context={"request": request}).data)
 
 
 class BrandTrainView(ManageView):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("brands/<int:brand_id>/", brands.brand_detail, name="brand-detail"),
     path("brands/<int:brand_id>/edit/", brands.brand_edit, name="brand-edit"),
     path("brands/<int:brand_id>/assets/", brands.asset_upload, name="asset-upload"),
+    path("brands/<int:brand_id>/assets/grid/", brands.brand_assets, name="brand-assets"),
     path("brands/<int:brand_id>/assets/<int:asset_id>/delete/", brands.asset_delete, name="asset-delete"),
     path("brands/<int:brand_id>/train/", brands.brand_train, name="brand-train"),
     path("brands/<int:brand_id>/training/", brands.brand_training, name="brand-training"),

@@ -17,7 +17,7 @@ from django.db.models import Max
 from campaigns import selectors
 from campaigns.errors import Conflict
 from campaigns.files import storage_fetch
-from campaigns.models import Brand, Job, LoraAdapter
+from campaigns.models import Brand, BrandAsset, Job, LoraAdapter
 from generation.limits import TRAINING_LIMITS
 from generation.tiny_model import TINY_LORA
 
@@ -65,8 +65,15 @@ def brand_train(*, brand: Brand, steps: int | None = None, rank: int | None = No
     brand = Brand.objects.select_for_update().get(pk=brand.pk)
     # The run learns from the assets as they are now: a retry after a crash must see the same
     # dataset to resume from its checkpoint.
-    params["asset_ids"] = list(selectors.asset_list_for_brand(brand=brand).values_list("pk", flat=True))
+    # Only ready assets: a clip still being checked (or that failed its check) is left out.
+    assets = selectors.asset_list_for_brand(brand=brand)
+    params["asset_ids"] = list(assets.filter(status=BrandAsset.Status.READY).values_list("pk", flat=True))
     if not params["asset_ids"]:
+        checking = assets.filter(status=BrandAsset.Status.PROCESSING).count()
+        if checking:
+            raise Conflict(f"this brand's {checking} clip(s) are still being checked and it has no other ready "
+                           "assets; train when they are ready (seconds to a minute).", code="assets_processing",
+                           details={"processing": checking})
         raise Conflict("this brand has no assets to learn from; upload images or clips first.", code="no_assets")
     running = brand.jobs.filter(kind=Job.Kind.TRAIN_LORA, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).first()
     if running:

@@ -240,3 +240,27 @@ def test_stats_per_clip_and_segment(admin_client, org):
 def test_traditional_chinese_from_the_browser_language(admin_client):
     page = admin_client.get(reverse("dashboard:home"), HTTP_ACCEPT_LANGUAGE="zh-TW,zh;q=0.9").content.decode()
     assert 'lang="zh-Hant"' in page and "品牌" in page and "審核" in page
+
+
+def test_a_clip_shows_while_it_is_checked_then_its_poster(admin_client, org, s3_client):
+    from campaigns.models import BrandAsset
+    from campaigns.services.asset_checks import asset_check
+    from tests.helpers import mp4_bytes
+
+    brand = factories.BrandFactory(organization=org)
+    clip = SimpleUploadedFile("trail.mp4", mp4_bytes(9, size=(64, 48)), content_type="video/mp4")
+    response = admin_client.post(reverse("dashboard:asset-upload", args=[brand.pk]), {"file": clip}, **JSON)
+    assert response.status_code == 201, response.content
+    assert (response.json()["asset"]["status"], response.json()["asset"]["status_label"]) == ("processing", "Being checked")
+
+    grid_url = reverse("dashboard:brand-assets", args=[brand.pk])
+    page = admin_client.get(reverse("dashboard:brand-detail", args=[brand.pk])).content.decode()
+    assert f'data-poll="{grid_url}" data-reload-when-done' in page  # training waits for it: reload when done
+    assert "Being checked" in page and "training opens when one is ready" in page
+
+    asset = BrandAsset.objects.get()
+    assert asset_check(asset_id=asset.pk) == "ready"
+    grid = admin_client.get(grid_url, HTTP_X_FRAGMENT="1").content.decode()
+    assert grid.lstrip().startswith('<div id="asset-grid"') and "data-poll" not in grid
+    assert 'poster="' in grid and "Being checked" not in grid
+    assert admin_client.get(grid_url).status_code == 302  # not a fragment request: the brand page

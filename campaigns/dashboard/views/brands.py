@@ -52,7 +52,8 @@ def brand_create(request):
 
 def _asset_view(asset: BrandAsset, request) -> dict:
     url, _expires = signed_url(asset.file.name, request=request)
-    return {"asset": asset, "url": url}
+    poster = signed_url(asset.poster.name, request=request)[0] if asset.poster else ""
+    return {"asset": asset, "url": url, "poster": poster}
 
 
 def _training_context(request, brand) -> dict:
@@ -69,18 +70,30 @@ def _training_context(request, brand) -> dict:
         "shown_lora": shown,
         "chart": loss_chart((shown.metrics or {}).get("losses", [])) if shown else None,
         "loras": loras,
-        "has_assets": selectors.asset_list_for_brand(brand=brand).exists(),
+        **_asset_states(brand),
         "train_form": TrainForm(),
     }
 
 
-def _detail(request, brand, *, form=None, train_form=None, status=200):
-    assets = [_asset_view(a, request) for a in selectors.asset_list_for_brand(brand=brand)]
-    context = {
+def _asset_states(brand) -> dict:
+    """Whether training has a ready asset to learn from, and whether clips are still being checked."""
+    statuses = set(selectors.asset_list_for_brand(brand=brand).order_by().values_list("status", flat=True).distinct())
+    return {"has_assets": BrandAsset.Status.READY in statuses, "checking_assets": BrandAsset.Status.PROCESSING in statuses}
+
+
+def _assets_context(request, brand) -> dict:
+    return {
         "brand": brand,
+        "assets": [_asset_view(a, request) for a in selectors.asset_list_for_brand(brand=brand)],
+        **_asset_states(brand),
+    }
+
+
+def _detail(request, brand, *, form=None, train_form=None, status=200):
+    context = {
         "form": form or BrandForm(initial={"name": brand.name, "style_notes": brand.style_notes},
                                   palette=list(brand.palette)),
-        "assets": assets,
+        **_assets_context(request, brand),
         "campaigns": selectors.campaign_list(organization=request.organization).filter(brand=brand)[:10],
         **_training_context(request, brand),
     }
@@ -130,7 +143,9 @@ def asset_upload(request, brand_id):
             return error_json(exc)
         url, _expires = signed_url(asset.file.name, request=request)
         return JsonResponse({"asset": {"id": asset.pk, "kind": asset.kind, "width": asset.width,
-                                       "height": asset.height, "url": url, "created": created}},
+                                       "height": asset.height, "url": url, "created": created,
+                                       "status": asset.status, "status_label": asset.get_status_display(),
+                                       "error": asset.error}},
                             status=201 if created else 200)
     if not files:
         messages.error(request, _("Choose at least one file to upload."))
@@ -183,3 +198,13 @@ def brand_training(request, brand_id):
     if template is None:
         return redirect(reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#training")
     return render(request, template, _training_context(request, brand))
+
+
+@require_GET
+@org_view
+def brand_assets(request, brand_id):
+    """The asset grid alone: what the live poller swaps in while a clip is being checked."""
+    brand = selectors.brand_get(organization=request.organization, brand_id=brand_id)
+    if not is_fragment(request):
+        return redirect(reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#assets")
+    return render(request, "dashboard/brands/_assets.html", _assets_context(request, brand))

@@ -18,7 +18,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import selectors, services
-from campaigns.models import Campaign, Clip, Job, LoraAdapter, Membership
+from campaigns.models import BrandAsset, Campaign, Clip, Job, LoraAdapter, Membership
+from campaigns.services.asset_checks import asset_check
 
 from ._jobs import run_job_here
 
@@ -116,7 +117,9 @@ class Command(BaseCommand):
         elif brand.palette != BRAND["palette"]:
             brand = services.brand_update(brand=brand, palette=BRAND["palette"])
         for name, data, caption in [*brand_images(), brand_clip()]:
-            services.asset_upload(brand=brand, upload=SimpleUploadedFile(name, data), caption=caption)
+            asset, _created = services.asset_upload(brand=brand, upload=SimpleUploadedFile(name, data), caption=caption)
+            if asset.status == BrandAsset.Status.PROCESSING:
+                asset_check(asset_id=asset.pk)  # a worker's check, run here: training learns from ready clips only
 
         from campaigns.services.generation import campaign_generate_run
         from campaigns.services.training import lora_train_run
