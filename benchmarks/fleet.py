@@ -42,6 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from adplatform.processes import stop_process_group  # noqa: E402
+from benchmarks.environment import bench_environment  # noqa: E402
 
 DB_NAME = "adplatform_fleet_bench"
 SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -79,7 +81,7 @@ def main() -> None:
         print(json.dumps(figures))
     finally:
         for worker in workers:
-            _stop(worker)
+            stop_process_group(worker)
         from django.db import connections
 
         connections.close_all()
@@ -98,7 +100,7 @@ def _recovery(media: Path, workers: list) -> dict:
     job = services.brand_train(brand=brand, steps=300, rank=4)
     first = _start(media, "r1", workers)
     _wait(lambda: ((Job.objects.get(pk=job.pk).result or {}).get("checkpoint") or {}).get("step", 0) >= 20, 600)
-    _stop(first, signal.SIGKILL)
+    stop_process_group(first, signal.SIGKILL)
     killed = time.monotonic()
     _start(media, "r2", workers)
     _wait(lambda: Job.objects.get(pk=job.pk).attempts == 2 and Job.objects.get(pk=job.pk).status == "running", 300)
@@ -282,14 +284,9 @@ def _campaign(org, brand):
 
 
 def _environment(media: Path) -> dict:
-    return {
-        "DJANGO_SETTINGS_MODULE": "adplatform.settings",
-        "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-0123456789",
-        "DJANGO_SECURE_SSL_REDIRECT": "0", "CACHE_URL": "locmemcache://bench-fleet",
-        "DATABASE_URL": f"{SERVER}/{DB_NAME}", "CELERY_BROKER_URL": BROKER, "MEDIA_ROOT": str(media / "media"),
-        "WORK_DIR": str(media / "work"), "LORA_CHECKPOINT_EVERY": "20", "LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
-    }
+    return bench_environment(media / "media", f"{SERVER}/{DB_NAME}", CELERY_BROKER_URL=BROKER,
+                             CACHE_URL="locmemcache://bench-fleet", WORK_DIR=str(media / "work"),
+                             LORA_CHECKPOINT_EVERY="20")
 
 
 def _start(media: Path, name: str, workers: list, queues: str = "gpu,cpu", **extra: str) -> subprocess.Popen:
@@ -304,19 +301,9 @@ def _start(media: Path, name: str, workers: list, queues: str = "gpu,cpu", **ext
     return process
 
 
-def _stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _stop_all(workers: list) -> None:
     for worker in workers:
-        _stop(worker)
+        stop_process_group(worker)
     workers.clear()
 
 

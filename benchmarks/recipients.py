@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from benchmarks.environment import bench_environment  # noqa: E402
 from benchmarks.serve import SERVER, _admin, _run  # noqa: E402
 
 DB_NAME = "adplatform_bench_recipients"
@@ -81,23 +82,8 @@ def main() -> None:
 
 
 def _environment(media: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "adplatform.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DATABASE_URL": f"{SERVER}/{DB_NAME}",
-        "MEDIA_ROOT": str(media),
-        "AWS_STORAGE_BUCKET_NAME": "",
-        "CACHE_URL": "locmemcache://bench",
-        "CELERY_BROKER_URL": "memory://",  # the job is run here, in-process, as the worker would
-        "LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(ROOT),
-    })
-    return env
+    # The job is run here, in-process, as the worker would (the broker is in memory).
+    return bench_environment(media, f"{SERVER}/{DB_NAME}", DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost,testserver")
 
 
 def recipients_csv(rows: int, rng: random.Random) -> tuple[str, int]:

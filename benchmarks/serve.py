@@ -40,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+from benchmarks.environment import bench_environment  # noqa: E402
 
 DB_NAME = "adplatform_bench"
 SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -128,27 +129,14 @@ def main() -> None:
 # --- setup ---------------------------------------------------------------------------------------
 
 def _environment(media: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "adplatform.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
+    return bench_environment(
+        media,
         # Persistent connections: opening a PostgreSQL connection per request would cost more than
         # the request itself. Production should set the same (see docs/personalization.md).
-        "DATABASE_URL": f"{SERVER}/{DB_NAME}?conn_max_age=600",
-        "MEDIA_ROOT": str(media),
-        "AWS_STORAGE_BUCKET_NAME": "",
-        "CACHE_URL": "locmemcache://bench",
+        f"{SERVER}/{DB_NAME}?conn_max_age=600",
         # High enough never to trip, so every request still pays for the throttle's bookkeeping.
-        "API_RATE_LIMIT": "100000000/min",
-        "CELERY_BROKER_URL": "memory://",
-        "LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(ROOT),
-    })
-    return env
+        API_RATE_LIMIT="100000000/min",
+    )
 
 
 def _admin(sql: str) -> None:

@@ -113,6 +113,17 @@ def worker_wait_idle(timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.fixture(autouse=True)
+def fresh_signed_urls():
+    """Signed URLs are reused within a process (campaigns.services.serving): one made for another
+    test's storage would point nowhere."""
+    from campaigns.services.serving import signed_urls_forget
+
+    signed_urls_forget()
+    yield
+    signed_urls_forget()
+
+
 @pytest.fixture(scope="session")
 def tiny_mp4() -> bytes:
     """A real, tiny H.264 MP4: 9 frames of 32x32."""

@@ -21,6 +21,8 @@ from PIL import Image
 
 from django.conf import settings
 
+from adplatform.processes import stop_process_group
+
 from tests.conftest import BUCKET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,13 +124,7 @@ def start_worker_process(s3_endpoint: str, work_dir: Path, **extra_env: str) -> 
 
 def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> str:
     """Signal the worker's whole process group (SIGKILL: no goodbye, as a preempted node); its log."""
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_process_group(process, sig)
     return process.log_path.read_text(errors="replace")
 
 

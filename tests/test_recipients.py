@@ -15,7 +15,6 @@ from campaigns import services
 from campaigns.models import Campaign, Clip, Event, Job, Profile, RecipientPage, SegmentMembership
 from campaigns.services.recipients import recipients_import_run
 from campaigns.services.segmentation import segments_embed
-from campaigns.services.serving import signed_urls_forget
 from tests import factories
 from tests.conftest import api_client_for, bucket_keys
 from tests.helpers import assert_error, wait_for
@@ -29,13 +28,6 @@ GOOD_CSV = (
     "hiker-2, hiking ; mountains ,outdoor,zh-TW\n"
     "gamer-1,video games;esports,neon,en\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def fresh_signed_urls():
-    signed_urls_forget()
-    yield
-    signed_urls_forget()
 
 
 @pytest.fixture

@@ -13,20 +13,13 @@ from django.utils.dateparse import parse_datetime
 
 from campaigns.models import Campaign, Clip, Event, SegmentMembership
 from campaigns.selectors_serving import campaign_stats
-from campaigns.services.serving import signed_urls_forget, thompson_choice
+from campaigns.services.serving import thompson_choice
 from tests import factories
 from tests.conftest import api_client_for
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 APPROVED = Clip.Status.APPROVED
-
-
-@pytest.fixture(autouse=True)
-def fresh_signed_urls():
-    signed_urls_forget()  # a URL reused from another test's storage would point nowhere
-    yield
-    signed_urls_forget()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from lxml import etree
 
 from campaigns.models import Campaign, Clip, Event, SegmentMembership
 from campaigns.services import vast as vast_service
-from campaigns.services.serving import signed_urls_forget, thompson_choice
+from campaigns.services.serving import thompson_choice
 from tests import factories
 from tests.conftest import api_client_for
 from tests.helpers import assert_error
@@ -24,13 +24,6 @@ NS = {"v": "http://www.iab.com/VAST"}
 XS_TIME = re.compile(r"^\d{2}:[0-5]\d:[0-5]\d(\.\d+)?$")
 FUNNEL_EVENTS = {"start": "start", "firstQuartile": "first_quartile", "midpoint": "midpoint",
                  "thirdQuartile": "third_quartile", "complete": "complete"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_signed_urls():
-    signed_urls_forget()
-    yield
-    signed_urls_forget()
 
 
 @pytest.fixture
