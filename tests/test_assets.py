@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(scope="session")
 def huge_clip() -> bytes:
     """The issue's reproduction: 30 frames of 6144x6144, 112 KB; decoding it takes seconds and
-    hundreds of MB. Encoded once per run (about 13 s)."""
+    hundreds of MB. Encoded once per run (about 3 s)."""
     return mp4_bytes(30, size=(6144, 6144), fps=30, preset="ultrafast", crf="51")
 
 
