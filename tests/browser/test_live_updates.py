@@ -62,3 +62,28 @@ def test_cancel_a_running_job_from_the_jobs_page(page, member, shoot):
     expect(page.locator(".msg.success")).to_contain_text(f"Job #{job.pk} cancelled.")
     expect(page.locator(f"[data-job-row='{job.pk}'] .pill")).to_have_text("Cancelled")
     assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
+
+
+def test_a_dropped_clip_is_checked_and_the_grid_follows(page, member, shoot):
+    """A clip goes up through the drop zone and shows "Being checked"; when its check ends (run
+    here, as the cpu worker would), the grid swaps itself in with the poster, and the page reloads
+    once so that training opens (it waited for a ready asset)."""
+    from campaigns.models import BrandAsset
+    from campaigns.services.asset_checks import asset_check
+    from tests.helpers import mp4_bytes
+
+    user = member(Membership.Role.MARKETER)
+    brand = factories.BrandFactory(organization=user.memberships.get().organization, name="Lakeside")
+    sign_in(page, user)
+    page.goto(f"/brands/{brand.pk}/")
+    page.set_input_files("#asset-files", files=[
+        {"name": "lake.mp4", "mimeType": "video/mp4", "buffer": mp4_bytes(9, size=(64, 48))}])
+    card = page.locator(".assets .asset")
+    expect(card.locator(".pill.processing")).to_have_text("Being checked")
+    expect(page.locator("#train-why")).to_contain_text("being checked")
+    shoot(page, "04c-brand-clip-being-checked")
+
+    assert asset_check(asset_id=BrandAsset.objects.get().pk) == "ready"
+    expect(card.locator("video[poster]")).to_have_count(1)
+    expect(card.locator(".pill")).to_have_count(0)
+    expect(page.locator("#training button[type=submit]")).to_be_enabled()  # the page reloaded once
