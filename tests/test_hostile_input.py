@@ -76,6 +76,56 @@ def test_deep_json_in_the_dashboard_segment_form_is_a_form_error(client, org):
     assert not Campaign.objects.exists()
 
 
+# --- text PostgreSQL cannot store: 400 --------------------------------------------------------------
+# Found by the schema fuzzer: a NUL character (or half a surrogate pair) inside JSON is valid JSON,
+# but no text or jsonb column takes it; a segment name holding one was a 500.
+
+UNSTORABLE = ["\\u0000", "a\\u0000b", "\\ud800", "x\\udfffy"]  # as written in the JSON text
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+def test_unstorable_text_in_a_campaign_segment_is_400_naming_segments(manage_client, org, text):
+    brand = factories.BrandFactory(organization=org)
+    body = '{"brand": %d, "name": "n", "brief": "b", "segments": [{"name": "%s"}]}' % (brand.pk, text)
+    error = assert_error(manage_client.generic("POST", "/api/v1/campaigns", body, content_type="application/json"),
+                         400, "invalid")
+    assert list(error["details"]) == ["segments"]
+    assert "segments[0].name" in error["message"]
+    assert not Campaign.objects.exists()
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+def test_unstorable_text_in_profile_attributes_is_400_naming_attributes(serve_client, text):
+    for body in ('{"attributes": {"k": "%s"}}' % text, '{"attributes": {"%s": 1}}' % text):
+        response = serve_client.generic("PUT", "/api/v1/profiles/viewer-1", body, content_type="application/json")
+        assert list(assert_error(response, 400, "invalid")["details"]) == ["attributes"]
+
+
+def test_escaped_backslashes_before_u0000_are_plain_text(serve_client):
+    body = '{"attributes": {"note": "C:\\\\u0000 and \\\\ud800"}}'
+    response = serve_client.generic("PUT", "/api/v1/profiles/viewer-1", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["attributes"]["note"] == "C:\\u0000 and \\ud800"
+
+
+def test_unstorable_text_in_the_dashboard_segment_form_is_a_form_error(client, org):
+    from campaigns import services
+    from campaigns.models import Membership
+
+    brand = factories.BrandFactory(organization=org)
+    user = factories.UserFactory()
+    services.membership_set(user=user, organization=org, role=Membership.Role.ADMIN)
+    client.force_login(user)
+    response = client.post(reverse("dashboard:campaign-create"), {
+        "name": "Nul", "brand": brand.pk, "brief": "x", "format": "custom", "width": 32, "height": 32,
+        "num_frames": 9, "fps": 8, "segment_mode": "define",
+        "segment_name": ["Nul"], "segment_attributes": ['{"a": "\\u0000"}'],
+    })
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
 # --- bodies over the limit: 413 before they are read ---------------------------------------------
 
 class Unreadable(io.RawIOBase):
