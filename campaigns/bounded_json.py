@@ -6,11 +6,16 @@ the parser (a 500). The depth is measured first, without recursion and on a copy
 taken out, and a body past the limit is a ``JsonTooDeep`` (a ValueError) that callers turn into a
 400. The API's parser and the dashboard's attribute field both read JSON through ``json_loads``.
 
+``NaN``, ``Infinity`` and a number too large for a float (``1e400``) are not JSON, but Python's
+decoder takes them, and PostgreSQL's jsonb then refuses what it gets (a 500): ``json_loads`` refuses
+them as malformed, as DRF's own strict parser would.
+
 ``\\u0000`` and an unpaired ``\\ud800``..``\\udfff`` are valid JSON, but PostgreSQL takes neither in a
 text or jsonb column (and psycopg cannot even encode the second): stored as they came, they were a
 500. ``json_loads`` refuses them with ``JsonUnstorableText`` (a ValueError) naming where they are.
 """
 import json
+import math
 import re
 
 from django.conf import settings
@@ -72,6 +77,17 @@ def json_unstorable_path(value) -> list | None:
     return None
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large for a number")
+    return value
+
+
 def json_depth(text: str) -> int:
     """How deep the arrays and objects of ``text`` nest (0 for a scalar); malformed text may err either way."""
     depth = deepest = 0
@@ -89,13 +105,14 @@ def json_max_depth() -> int:
 
 
 def json_loads(text: str | bytes, *, max_depth: int | None = None):
-    """``json.loads`` that refuses nesting past ``max_depth`` (default: the JSON_MAX_DEPTH setting)."""
+    """``json.loads`` that refuses nesting past ``max_depth`` (default: the JSON_MAX_DEPTH setting), what
+    is not JSON (NaN, Infinity, 1e400: a ValueError) and text that cannot be stored."""
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8")
     limit = json_max_depth() if max_depth is None else max_depth
     if json_depth(text) > limit:
         raise JsonTooDeep(limit)
-    value = json.loads(text)
+    value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     if _SUSPECT_ESCAPE.search(text):
         path = json_unstorable_path(value)
         if path is not None:

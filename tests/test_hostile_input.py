@@ -126,6 +126,34 @@ def test_unstorable_text_in_the_dashboard_segment_form_is_a_form_error(client, o
     assert not Campaign.objects.exists()
 
 
+# --- not JSON, though Python's decoder takes it: 400 ----------------------------------------------
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_nan_and_infinite_numbers_are_malformed_json(serve_client, literal):
+    body = '{"attributes": {"a": %s}}' % literal
+    response = serve_client.generic("PUT", "/api/v1/profiles/viewer-1", body, content_type="application/json")
+    assert_error(response, 400, "malformed_body")
+
+
+def test_nan_in_the_dashboard_segment_form_is_a_form_error(client, org):
+    # It reached PostgreSQL's jsonb, which refused it: a 500.
+    from campaigns import services
+    from campaigns.models import Membership
+
+    brand = factories.BrandFactory(organization=org)
+    user = factories.UserFactory()
+    services.membership_set(user=user, organization=org, role=Membership.Role.ADMIN)
+    client.force_login(user)
+    response = client.post(reverse("dashboard:campaign-create"), {
+        "name": "NaN", "brand": brand.pk, "brief": "x", "format": "custom", "width": 32, "height": 32,
+        "num_frames": 9, "fps": 8, "segment_mode": "define",
+        "segment_name": ["NaN"], "segment_attributes": ['{"a": NaN}'],
+    })
+    assert response.status_code == 400
+    assert "not valid JSON" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
 # --- bodies over the limit: 413 before they are read ---------------------------------------------
 
 class Unreadable(io.RawIOBase):

@@ -1,5 +1,4 @@
 """Dashboard forms: they parse what a person typed; the services decide what is allowed."""
-import json
 import re
 
 from django import forms
@@ -216,8 +215,8 @@ def parse_attributes(text: str) -> dict:
         except JsonUnstorableText:
             raise ValidationError(_("JSON attributes may not hold a NUL character (\\u0000) or half of a "
                                     "surrogate pair (\\ud800-\\udfff)."))
-        except json.JSONDecodeError as exc:
-            raise ValidationError(_("not valid JSON (%(error)s).") % {"error": exc.msg})
+        except ValueError as exc:  # malformed, or NaN and the like
+            raise ValidationError(_("not valid JSON (%(error)s).") % {"error": getattr(exc, "msg", exc)})
         if not isinstance(value, dict):
             raise ValidationError(_("JSON attributes must be an object."))
         return value
