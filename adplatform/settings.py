@@ -353,6 +353,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "campaigns.api.views.body_errors_hook"],
 }
 
 # Logs (adplatform/logs.py): one JSON object per line with request and job ids, or readable lines for

@@ -280,3 +280,17 @@ def test_schema_states_profile_id_and_training_bounds(client):
     assert train["learning_rate"]["type"] == "number"
     status = schema["components"]["schemas"]["CampaignStatusInRequest"]["properties"]["status"]
     assert "$ref" in status or status.get("enum")
+
+
+def test_schema_states_413_and_415_wherever_a_body_is_read(client, manage_client, org):
+    schema = client.get("/api/v1/schema/?format=json").json()
+    with_body = [(method, path, operation) for path, item in schema["paths"].items()
+                 for method, operation in item.items() if "requestBody" in operation]
+    assert len(with_body) >= 14
+    for method, path, operation in with_body:
+        assert {"413", "415"} <= set(operation["responses"]), (method, path)
+    # ... and they are real: an upload endpoint sent JSON, a JSON endpoint sent a form
+    campaign = factories.CampaignFactory(brand=factories.BrandFactory(organization=org))
+    assert_error(manage_client.post(f"/api/v1/campaigns/{campaign.pk}/recipients", {}, format="json"), 415)
+    assert_error(manage_client.generic("POST", "/api/v1/brands", "name=x",
+                                       content_type="application/x-www-form-urlencoded"), 415)
