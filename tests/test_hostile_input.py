@@ -294,3 +294,17 @@ def test_schema_states_413_and_415_wherever_a_body_is_read(client, manage_client
     assert_error(manage_client.post(f"/api/v1/campaigns/{campaign.pk}/recipients", {}, format="json"), 415)
     assert_error(manage_client.generic("POST", "/api/v1/brands", "name=x",
                                        content_type="application/x-www-form-urlencoded"), 415)
+
+
+def test_a_form_sent_to_a_json_endpoint_is_415(serve_client, client):
+    # Found by the schema fuzzer, when JSON endpoints took multipart too: DRF parses a form's JSON
+    # field with plain json.loads, so \u0000 in a multipart `attributes` reached jsonb (a 500).
+    response = serve_client.put("/api/v1/profiles/viewer-1", {"attributes": '{"a": "\\u0000"}'}, format="multipart")
+    assert_error(response, 415)
+    schema = client.get("/api/v1/schema/?format=json").json()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                upload = path.endswith(("/assets", "/recipients"))
+                assert list(operation["requestBody"]["content"]) == (
+                    ["multipart/form-data"] if upload else ["application/json"]), (method, path)
