@@ -342,10 +342,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["campaigns.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "campaigns.api.parsers.BoundedJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON bodies only (bounded in size, depth and text); the two uploads (assets, recipients) take
+    # multipart in their views. A form sent to a JSON endpoint is a 415: DRF reads a form's JSON fields
+    # with plain json.loads, past every bound of BoundedJSONParser.
+    "DEFAULT_PARSER_CLASSES": ["campaigns.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "campaigns.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["campaigns.api.throttles.ApiKeyRateThrottle"],
@@ -362,6 +362,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "campaigns.api.views.body_errors_hook"],
 }
 
 # Logs (adplatform/logs.py): one JSON object per line with request and job ids, or readable lines for

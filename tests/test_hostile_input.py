@@ -76,6 +76,84 @@ def test_deep_json_in_the_dashboard_segment_form_is_a_form_error(client, org):
     assert not Campaign.objects.exists()
 
 
+# --- text PostgreSQL cannot store: 400 --------------------------------------------------------------
+# Found by the schema fuzzer: a NUL character (or half a surrogate pair) inside JSON is valid JSON,
+# but no text or jsonb column takes it; a segment name holding one was a 500.
+
+UNSTORABLE = ["\\u0000", "a\\u0000b", "\\ud800", "x\\udfffy"]  # as written in the JSON text
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+def test_unstorable_text_in_a_campaign_segment_is_400_naming_segments(manage_client, org, text):
+    brand = factories.BrandFactory(organization=org)
+    body = '{"brand": %d, "name": "n", "brief": "b", "segments": [{"name": "%s"}]}' % (brand.pk, text)
+    error = assert_error(manage_client.generic("POST", "/api/v1/campaigns", body, content_type="application/json"),
+                         400, "invalid")
+    assert list(error["details"]) == ["segments"]
+    assert "segments[0].name" in error["message"]
+    assert not Campaign.objects.exists()
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+def test_unstorable_text_in_profile_attributes_is_400_naming_attributes(serve_client, text):
+    for body in ('{"attributes": {"k": "%s"}}' % text, '{"attributes": {"%s": 1}}' % text):
+        response = serve_client.generic("PUT", "/api/v1/profiles/viewer-1", body, content_type="application/json")
+        assert list(assert_error(response, 400, "invalid")["details"]) == ["attributes"]
+
+
+def test_escaped_backslashes_before_u0000_are_plain_text(serve_client):
+    body = '{"attributes": {"note": "C:\\\\u0000 and \\\\ud800"}}'
+    response = serve_client.generic("PUT", "/api/v1/profiles/viewer-1", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["attributes"]["note"] == "C:\\u0000 and \\ud800"
+
+
+def test_unstorable_text_in_the_dashboard_segment_form_is_a_form_error(client, org):
+    from campaigns import services
+    from campaigns.models import Membership
+
+    brand = factories.BrandFactory(organization=org)
+    user = factories.UserFactory()
+    services.membership_set(user=user, organization=org, role=Membership.Role.ADMIN)
+    client.force_login(user)
+    response = client.post(reverse("dashboard:campaign-create"), {
+        "name": "Nul", "brand": brand.pk, "brief": "x", "format": "custom", "width": 32, "height": 32,
+        "num_frames": 9, "fps": 8, "segment_mode": "define",
+        "segment_name": ["Nul"], "segment_attributes": ['{"a": "\\u0000"}'],
+    })
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+# --- not JSON, though Python's decoder takes it: 400 ----------------------------------------------
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_nan_and_infinite_numbers_are_malformed_json(serve_client, literal):
+    body = '{"attributes": {"a": %s}}' % literal
+    response = serve_client.generic("PUT", "/api/v1/profiles/viewer-1", body, content_type="application/json")
+    assert_error(response, 400, "malformed_body")
+
+
+def test_nan_in_the_dashboard_segment_form_is_a_form_error(client, org):
+    # It reached PostgreSQL's jsonb, which refused it: a 500.
+    from campaigns import services
+    from campaigns.models import Membership
+
+    brand = factories.BrandFactory(organization=org)
+    user = factories.UserFactory()
+    services.membership_set(user=user, organization=org, role=Membership.Role.ADMIN)
+    client.force_login(user)
+    response = client.post(reverse("dashboard:campaign-create"), {
+        "name": "NaN", "brand": brand.pk, "brief": "x", "format": "custom", "width": 32, "height": 32,
+        "num_frames": 9, "fps": 8, "segment_mode": "define",
+        "segment_name": ["NaN"], "segment_attributes": ['{"a": NaN}'],
+    })
+    assert response.status_code == 400
+    assert "not valid JSON" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
 # --- bodies over the limit: 413 before they are read ---------------------------------------------
 
 class Unreadable(io.RawIOBase):
@@ -191,14 +269,42 @@ def test_schema_states_profile_id_and_training_bounds(client):
     profile = schema["paths"]["/api/v1/profiles/{external_id}"]
     for method in ("get", "put", "delete"):
         (param,) = [p for p in profile[method]["parameters"] if p["name"] == "external_id"]
-        assert param["schema"]["pattern"] == "^[A-Za-z0-9._:@-]{1,128}$"
+        assert param["schema"]["pattern"] == "^(?!\\.\\.?$)[A-Za-z0-9._:@-]{1,128}$"
         assert param["schema"]["maxLength"] == 128
     clip = schema["paths"]["/api/v1/campaigns/{campaign_id}/clip"]["get"]
     (query,) = [p for p in clip["parameters"] if p["name"] == "profile"]
-    assert query["required"] and query["schema"]["pattern"].startswith("^[A-Za-z0-9")
+    assert query["required"] and query["schema"]["pattern"] == param["schema"]["pattern"]
     train = schema["components"]["schemas"]["TrainInRequest"]["properties"]
     assert (train["steps"]["minimum"], train["steps"]["maximum"]) == (1, 20000)
     assert (train["rank"]["minimum"], train["rank"]["maximum"]) == (1, 256)
     assert train["learning_rate"]["type"] == "number"
     status = schema["components"]["schemas"]["CampaignStatusInRequest"]["properties"]["status"]
     assert "$ref" in status or status.get("enum")
+
+
+def test_schema_states_413_and_415_wherever_a_body_is_read(client, manage_client, org):
+    schema = client.get("/api/v1/schema/?format=json").json()
+    with_body = [(method, path, operation) for path, item in schema["paths"].items()
+                 for method, operation in item.items() if "requestBody" in operation]
+    assert len(with_body) >= 14
+    for method, path, operation in with_body:
+        assert {"413", "415"} <= set(operation["responses"]), (method, path)
+    # ... and they are real: an upload endpoint sent JSON, a JSON endpoint sent a form
+    campaign = factories.CampaignFactory(brand=factories.BrandFactory(organization=org))
+    assert_error(manage_client.post(f"/api/v1/campaigns/{campaign.pk}/recipients", {}, format="json"), 415)
+    assert_error(manage_client.generic("POST", "/api/v1/brands", "name=x",
+                                       content_type="application/x-www-form-urlencoded"), 415)
+
+
+def test_a_form_sent_to_a_json_endpoint_is_415(serve_client, client):
+    # Found by the schema fuzzer, when JSON endpoints took multipart too: DRF parses a form's JSON
+    # field with plain json.loads, so \u0000 in a multipart `attributes` reached jsonb (a 500).
+    response = serve_client.put("/api/v1/profiles/viewer-1", {"attributes": '{"a": "\\u0000"}'}, format="multipart")
+    assert_error(response, 415)
+    schema = client.get("/api/v1/schema/?format=json").json()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                upload = path.endswith(("/assets", "/recipients"))
+                assert list(operation["requestBody"]["content"]) == (
+                    ["multipart/form-data"] if upload else ["application/json"]), (method, path)

@@ -147,11 +147,20 @@ def test_attributes_at_the_bounds_are_accepted(serve_client):
     assert put(serve_client, "edge", {"attributes": {**nested, **many}}).status_code == 201
 
 
-@pytest.mark.parametrize("external_id", ["has space", "emoji😀", "x" * 129, "semi;colon", "quote'"])
+@pytest.mark.parametrize("external_id", ["has space", "emoji😀", "x" * 129, "semi;colon", "quote'",
+                                         # not addressable in a URL path; a final newline slipped past "$"
+                                         ".", "..", "viewer%0A"])
 def test_bad_external_id_is_400_naming_it(serve_client, external_id):
     error = assert_error(put(serve_client, external_id, {"attributes": {}}), 400, "invalid")
     assert "external_id" in error["details"] and "128" in error["message"]
     assert_error(serve_client.get(f"/api/v1/profiles/{external_id}"), 400)
+    assert not Profile.objects.exists()
+
+
+@pytest.mark.parametrize("external_id", ["...", ".a", "a.", "a:b@c.d_e-f", "x" * 128])
+def test_dots_are_fine_beside_other_characters(serve_client, external_id):
+    response = put(serve_client, external_id, {"attributes": {"style": "minimal"}})
+    assert response.status_code == 201, response.content
 
 
 def test_malformed_json_is_400(serve_client):

@@ -1,9 +1,11 @@
-"""The API's JSON parser: bounded in size (413) and nesting depth (400) before it parses anything."""
+"""The API's JSON parser: bounded in size (413) and nesting depth (400) before it parses anything, and
+refusing text that cannot be stored (400 naming the field)."""
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from campaigns.bounded_json import JsonTooDeep, json_loads
+from campaigns.bounded_json import JsonTooDeep, JsonUnstorableText, json_loads
 from campaigns.errors import ServiceError, TooLarge
 
 
@@ -23,5 +25,7 @@ class BoundedJSONParser(parsers.JSONParser):
             return json_loads(body.decode(encoding))
         except JsonTooDeep as exc:
             raise ServiceError(str(exc), code="too_deep", details={"max_depth": exc.limit}) from None
+        except JsonUnstorableText as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -7,9 +7,19 @@ from campaigns.services.profiles import EXTERNAL_ID_RULE, MAX_DEPTH, MAX_KEYS
 from generation.limits import MAX_ATTRIBUTES_BYTES, MAX_EXTERNAL_ID_CHARS
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True, "minProperties": 1, "maxProperties": MAX_KEYS})
+class AttributesInField(serializers.JSONField):
+    """A viewer's attributes as sent: the contract's "free-form JSON object", not empty (a profile keeps
+    at least one), checked by the service, which names the bound hit."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class AttributesField(serializers.JSONField):
+    """A viewer's attributes as stored (a recipients CSV of ids alone leaves them empty)."""
+
+
 class ProfileInSerializer(serializers.Serializer):
-    # Any JSON here: the service checks the type and bounds and names what is allowed.
-    attributes = serializers.JSONField(help_text=(
+    attributes = AttributesInField(help_text=(
         f"free-form JSON object of the viewer's preferences, at most {MAX_ATTRIBUTES_BYTES} bytes, "
         f"{MAX_KEYS} keys and {MAX_DEPTH} levels deep"))
 
@@ -27,7 +37,7 @@ class ProfileSegmentSerializer(serializers.Serializer):
 
 class ProfileSerializer(serializers.Serializer):
     external_id = serializers.CharField(help_text=EXTERNAL_ID_RULE)
-    attributes = serializers.JSONField()
+    attributes = AttributesField()
     embedded = serializers.SerializerMethodField(help_text="false until a worker has embedded these attributes")
     segments = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()

@@ -1,5 +1,4 @@
 """Dashboard forms: they parse what a person typed; the services decide what is allowed."""
-import json
 import re
 
 from django import forms
@@ -7,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from campaigns.bounded_json import JsonTooDeep, json_loads
+from campaigns.bounded_json import JsonTooDeep, JsonUnstorableText, json_loads
 from campaigns.models import Campaign, Review, WebhookEndpoint
 from generation.limits import (
     MAX_BRIEF_CHARS,
@@ -213,8 +212,11 @@ def parse_attributes(text: str) -> dict:
             value = json_loads(text)
         except JsonTooDeep as exc:
             raise ValidationError(_("JSON attributes may nest at most %(limit)s levels deep.") % {"limit": exc.limit})
-        except json.JSONDecodeError as exc:
-            raise ValidationError(_("not valid JSON (%(error)s).") % {"error": exc.msg})
+        except JsonUnstorableText:
+            raise ValidationError(_("JSON attributes may not hold a NUL character (\\u0000) or half of a "
+                                    "surrogate pair (\\ud800-\\udfff)."))
+        except ValueError as exc:  # malformed, or NaN and the like
+            raise ValidationError(_("not valid JSON (%(error)s).") % {"error": getattr(exc, "msg", exc)})
         if not isinstance(value, dict):
             raise ValidationError(_("JSON attributes must be an object."))
         return value

@@ -19,9 +19,11 @@ from generation.limits import MAX_ATTRIBUTES_BYTES
 
 from .jobs import job_enqueue_task
 
-EXTERNAL_ID_PATTERN = r"[A-Za-z0-9._:@-]{1,128}"
-_EXTERNAL_ID = re.compile(rf"^{EXTERNAL_ID_PATTERN}$")
-EXTERNAL_ID_RULE = "1 to 128 characters of letters, digits and . _ : @ -"
+# Not "." or ".." alone: HTTP clients turn /profiles/. and /profiles/.. into other paths (RFC 3986 removes
+# dot segments), so such a viewer could never be read or erased through the API.
+EXTERNAL_ID_PATTERN = r"(?!\.\.?$)[A-Za-z0-9._:@-]{1,128}"
+_EXTERNAL_ID = re.compile(EXTERNAL_ID_PATTERN)  # with fullmatch: "$" alone would let a final newline in
+EXTERNAL_ID_RULE = "1 to 128 characters of letters, digits and . _ : @ -, but not . or .. alone"
 
 # Bounds on the free-form attributes: enough for real preference data, too small to abuse as storage
 # (the whole object is embedded as one short text anyway).
@@ -34,7 +36,7 @@ PROFILE_EMBED_TASK = "cpu.profile_embed"
 
 def profile_clean_external_id(*, external_id, field: str = "external_id") -> str:
     """The id as given, or a ValidationError naming ``field`` and the allowed form."""
-    if not isinstance(external_id, str) or not _EXTERNAL_ID.match(external_id):
+    if not isinstance(external_id, str) or not _EXTERNAL_ID.fullmatch(external_id):
         shown = external_id[:40] + "…" if isinstance(external_id, str) and len(external_id) > 40 else external_id
         raise ValidationError({field: f"{field} must be {EXTERNAL_ID_RULE}; got {shown!r}."})
     return external_id
