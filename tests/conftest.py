@@ -85,7 +85,9 @@ def celery_test_worker(django_db_setup):
     import tests.worker_tasks  # noqa: F401  (the test-only job task, registered before the worker starts)
     from adplatform.celery import app
 
-    app.control.purge()  # messages left by an earlier, interrupted run
+    from tests.helpers import broker_purge
+
+    broker_purge()  # messages left by an earlier, interrupted run
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
                       queues=["cpu", "gpu"], shutdown_timeout=30) as worker:
         yield worker

@@ -202,3 +202,13 @@ def zeroed_mdat(mp4: bytes) -> bytes:
 def asset_upload_request(client, brand, data: bytes, name: str, caption: str = ""):
     return client.post(f"/api/v1/brands/{brand.pk}/assets", {"file": SimpleUploadedFile(name, data), "caption": caption},
                        format="multipart")
+
+
+def broker_purge() -> None:
+    """Drop every message waiting on the shared queues (jobs, embeddings, webhook deliveries, asset
+    checks). Each queue by name: app.control.purge() knows only the default one."""
+    from adplatform.celery import app
+
+    with app.connection_for_write() as connection:
+        for queue in {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}:
+            connection.default_channel.queue_purge(queue)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 import schemathesis
-from django.conf import settings
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -35,11 +34,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from adplatform.celery import app
 from campaigns import services
 from campaigns.models import ApiKey, Campaign, Clip, SegmentMembership
-from campaigns.services.serving import signed_urls_forget
 from tests import factories
+from tests.helpers import broker_purge
 
 pytestmark = pytest.mark.fuzz
 
@@ -145,15 +143,6 @@ def recipients_csv(rows) -> bytes:
     return out.getvalue().encode()
 
 
-def purge_queued_tasks() -> None:
-    """Drop the tasks that the accepted requests queued (jobs, embeddings, webhook deliveries): no
-    worker runs here, and a later test's worker must not pick up tasks of rows that are gone. Both
-    queues by name: app.control.purge() knows only the default one."""
-    with app.connection_for_write() as connection:
-        for queue in {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}:
-            connection.default_channel.queue_purge(queue)
-
-
 @dataclass
 class Tally:
     requests: int = 0
@@ -216,7 +205,6 @@ def fuzz_operation(operation, *, base_url: str, seed: Seed, session: requests.Se
 
 
 def test_every_operation_survives_the_fuzzer(live_server, transactional_db, public_dns):
-    signed_urls_forget()
     seed = seed_organization()
     base_url = live_server.url
     schema = schemathesis.openapi.from_url(f"{base_url}/api/v1/schema/")
@@ -228,8 +216,7 @@ def test_every_operation_survives_the_fuzzer(live_server, transactional_db, publ
             for operation in operations:
                 fuzz_operation(operation, base_url=base_url, seed=seed, session=session, tally=tally)
     finally:
-        signed_urls_forget()
-        purge_queued_tasks()
+        broker_purge()  # no worker runs here: a later test's worker must not pick up tasks of rows that are gone
 
     print(f"{tally.requests} requests over {len(operations)} operations:")  # shown with -s or on failure
     for operation in operations:

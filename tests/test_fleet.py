@@ -18,7 +18,7 @@ from campaigns.models import Clip, FleetWorker, Job
 from campaigns.services.jobs import JobHandle, JobLost, job_finish, job_start, jobs_requeue_stale
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.helpers import finish_on_a_new_worker, start_worker_process, stop, wait_for
+from tests.helpers import broker_purge, finish_on_a_new_worker, start_worker_process, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 _names = itertools.count()
@@ -79,9 +79,7 @@ def test_a_job_that_kills_its_workers_fails_saying_why(org, manage_client, clien
 
 @pytest.mark.worker
 def test_a_killed_generation_worker_leaves_every_clip_once(org, s3_endpoint, s3_client, tmp_path):
-    from adplatform.celery import app
-
-    app.control.purge()
+    broker_purge()
     brand = services.brand_create(organization=org, name="Fleet", style_notes="clean")
     campaign = services.campaign_create(
         organization=org, brand=brand, name="Six", brief="Trail shoes", num_frames=9, width=32, height=32,
