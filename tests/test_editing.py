@@ -22,7 +22,7 @@ from generation.editing import EDIT_KINDS, EXTEND_DIRECTIONS, EditOutput
 from generation.limits import MAX_FRAMES, MAX_VARIANTS
 from tests import factories
 from tests.conftest import bucket_keys
-from tests.helpers import assert_error, wait_for
+from tests.helpers import assert_error, stored_clip, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -30,34 +30,6 @@ BOX = [0.25, 0.25, 0.75, 0.75]
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-def toy_frames(num_frames: int = 9, width: int = 32, height: int = 32, colour=(228, 87, 46)) -> np.ndarray:
-    """A square crossing a light background: enough picture for the codec and the engine."""
-    frames = np.full((num_frames, height, width, 3), 235, np.uint8)
-    side = max(4, width // 4)
-    for i in range(num_frames):
-        x = int(i * (width - side) / max(num_frames - 1, 1))
-        frames[i, height // 2 - side // 2:height // 2 + side // 2, x:x + side] = colour
-    return frames
-
-
-def stored_clip(campaign, *, segment=None, status=Clip.Status.PENDING_REVIEW, num_frames=9, width=32, height=32,
-                **fields) -> Clip:
-    """A clip whose MP4 and poster really are in storage (the edit reads the MP4 back)."""
-    from generation.media import write_mp4, write_poster
-
-    frames = toy_frames(num_frames, width, height)
-    with tempfile.TemporaryDirectory() as tmp:
-        mp4, jpg = Path(tmp) / "c.mp4", Path(tmp) / "c.jpg"
-        write_mp4(frames, mp4, fps=8)
-        write_poster(frames, jpg)
-        stem = f"org-{campaign.organization_id}/campaigns/{campaign.pk}/clips/source-{np.random.randint(1 << 30)}"
-        video = default_storage.save(f"{stem}.mp4", ContentFile(mp4.read_bytes()))
-        poster = default_storage.save(f"{stem}.jpg", ContentFile(jpg.read_bytes()))
-    return factories.ClipFactory(campaign=campaign, segment=segment, status=status, num_frames=num_frames,
-                                 width=width, height=height, fps=8, video=video, poster=poster,
-                                 prompt="a red square moving right on a white background", **fields)
-
 
 @pytest.fixture
 def campaign(org):

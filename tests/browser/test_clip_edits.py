@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from campaigns.models import Campaign, Clip, Job, Membership
 from tests import factories
 from tests.browser.conftest import sign_in
-from tests.test_editing import stored_clip
+from tests.helpers import stored_clip
 
 pytestmark = pytest.mark.browser
 
