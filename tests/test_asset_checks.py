@@ -91,3 +91,19 @@ def test_a_deleted_asset_takes_its_poster(brand, s3_client, django_capture_on_co
     with django_capture_on_commit_callbacks(execute=True):
         services.asset_delete(asset=asset)
     assert not set(names) & set(bucket_keys(s3_client))
+
+
+def test_storage_away_does_not_count_against_the_clip(brand, s3_client):
+    from botocore.exceptions import EndpointConnectionError
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    asset, _ = services.asset_upload(brand=brand, upload=SimpleUploadedFile("c.mp4", mp4_bytes()))
+    for _ in range(settings.ASSET_CHECK_MAX_ATTEMPTS + 1):  # more blips than the clip has tries
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("campaigns.services.asset_checks.storage_fetch",
+                          lambda *args: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url="s3")))
+            with pytest.raises(EndpointConnectionError):  # the task retries it with backoff
+                asset_check(asset_id=asset.pk)
+    asset.refresh_from_db()
+    assert (asset.status, asset.check_attempts) == ("processing", 0)
+    assert asset_check(asset_id=asset.pk) == "ready"

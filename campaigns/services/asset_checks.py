@@ -30,6 +30,8 @@ from django.utils import timezone
 from campaigns.files import storage_fetch
 from campaigns.models import BrandAsset
 
+from .jobs import TRANSIENT_ERRORS, job_enqueue_task
+
 logger = logging.getLogger(__name__)
 
 POSTER_WIDTH = 480
@@ -40,8 +42,6 @@ class ClipRefused(Exception):
 
 
 def asset_check_enqueue(*, asset: BrandAsset) -> None:
-    from .jobs import job_enqueue_task
-
     job_enqueue_task(task_name="cpu.asset_check", args=[asset.pk])
 
 
@@ -110,16 +110,24 @@ def asset_check(*, asset_id: int) -> str | None:
     if asset is None:
         return None
     poster_name = ""
-    with tempfile.TemporaryDirectory(prefix="asset-check-") as tmp:
-        local = storage_fetch(asset.file.name, Path(tmp) / Path(asset.file.name).name)
-        try:
-            frames, poster = _decode(local, width=asset.width, height=asset.height, declared_frames=asset.num_frames)
-        except ClipRefused as exc:
-            changes = {"status": BrandAsset.Status.FAILED, "error": str(exc)[:500]}
-        else:
-            poster_name = default_storage.save(f"{Path(asset.file.name).with_suffix('')}.poster.jpg",
-                                               ContentFile(poster))
-            changes = {"status": BrandAsset.Status.READY, "error": "", "num_frames": frames, "poster": poster_name}
+    try:
+        with tempfile.TemporaryDirectory(prefix="asset-check-") as tmp:
+            local = storage_fetch(asset.file.name, Path(tmp) / Path(asset.file.name).name)
+            try:
+                frames, poster = _decode(local, width=asset.width, height=asset.height,
+                                         declared_frames=asset.num_frames)
+            except ClipRefused as exc:
+                changes = {"status": BrandAsset.Status.FAILED, "error": str(exc)[:500]}
+            else:
+                poster_name = default_storage.save(f"{Path(asset.file.name).with_suffix('')}.poster.jpg",
+                                                   ContentFile(poster))
+                changes = {"status": BrandAsset.Status.READY, "error": "", "num_frames": frames,
+                           "poster": poster_name}
+    except TRANSIENT_ERRORS:
+        # Storage or the database away for a moment: the task retries, and that try is not the
+        # clip's fault, so it does not count towards ASSET_CHECK_MAX_ATTEMPTS.
+        BrandAsset.objects.filter(pk=asset.pk).update(check_attempts=F("check_attempts") - 1)
+        raise
     # Deleted while it was checked, or finished by another try: keep what is there, drop our poster.
     updated = BrandAsset.objects.filter(pk=asset.pk, status=BrandAsset.Status.PROCESSING).update(**changes)
     if not updated and poster_name:
