@@ -79,7 +79,10 @@ def _probe_clip(upload: UploadedFile, mime: str) -> Probe:
 
     upload.seek(0)
     try:
-        with av.open(upload, mode="r", metadata_errors="ignore") as container:
+        # skip_frame=all: FFmpeg's stream probe would otherwise decode the first frame to learn its
+        # pixel format (400 MB for one 16384² frame); the container and the codec's headers say enough.
+        with av.open(upload, mode="r", metadata_errors="ignore",
+                     stream_options=[{"skip_frame": "all"}]) as container:
             if not container.streams.video:
                 raise ValidationError({"file": "the file has no video stream; upload an MP4 with video."})
             stream = container.streams.video[0]
