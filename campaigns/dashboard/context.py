@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from campaigns import selectors
 from campaigns.errors import ServiceError, error_payload
@@ -51,6 +51,14 @@ def wants_json(request) -> bool:
 def is_fragment(request) -> bool:
     """The live poller asks for the fragment of a page, not the whole page."""
     return request.headers.get("X-Fragment") == "1" or request.GET.get("fragment") == "1"
+
+
+def live_panel(request, template: str, context, *, page: str):
+    """A live panel alone, for the poller (``context``: a callable, run only then); any other request
+    for it goes to ``page``, the URL of the page that holds the panel."""
+    if not is_fragment(request):
+        return redirect(page)
+    return render(request, template, context())
 
 
 def error_message(exc: Exception) -> str:

@@ -16,7 +16,7 @@ from campaigns.dashboard.context import (
     error_message,
     form_add_service_errors,
     form_start_work,
-    is_fragment,
+    live_panel,
     org_view,
     wants_json,
 )
@@ -56,7 +56,7 @@ def _asset_view(asset: BrandAsset, request) -> dict:
     return {"asset": asset, "url": url, "poster": poster}
 
 
-def _training_context(request, brand) -> dict:
+def _training_context(request, brand, asset_states: dict | None = None) -> dict:
     job = selectors.job_list(organization=request.organization).filter(brand=brand, kind=Job.Kind.TRAIN_LORA).first()
     loras = list(selectors.lora_list_for_brand(brand=brand).select_related("job"))
     shown = next((lora for lora in loras if job and lora.job_id == job.pk), loras[0] if loras else None)
@@ -70,7 +70,7 @@ def _training_context(request, brand) -> dict:
         "shown_lora": shown,
         "chart": loss_chart((shown.metrics or {}).get("losses", [])) if shown else None,
         "loras": loras,
-        **_asset_states(brand),
+        **(asset_states or _asset_states(brand)),
         "train_form": TrainForm(),
     }
 
@@ -90,12 +90,13 @@ def _assets_context(request, brand) -> dict:
 
 
 def _detail(request, brand, *, form=None, train_form=None, status=200):
+    assets = _assets_context(request, brand)
     context = {
         "form": form or BrandForm(initial={"name": brand.name, "style_notes": brand.style_notes},
                                   palette=list(brand.palette)),
-        **_assets_context(request, brand),
+        **assets,
         "campaigns": selectors.campaign_list(organization=request.organization).filter(brand=brand)[:10],
-        **_training_context(request, brand),
+        **_training_context(request, brand, {key: assets[key] for key in ("has_assets", "checking_assets")}),
     }
     if train_form is not None:
         context["train_form"] = train_form
@@ -194,10 +195,8 @@ def brand_train(request, brand_id):
 def brand_training(request, brand_id):
     """The training panel alone: what the live poller swaps in every second."""
     brand = selectors.brand_get(organization=request.organization, brand_id=brand_id)
-    template = "dashboard/brands/_training.html" if is_fragment(request) else None
-    if template is None:
-        return redirect(reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#training")
-    return render(request, template, _training_context(request, brand))
+    return live_panel(request, "dashboard/brands/_training.html", lambda: _training_context(request, brand),
+                      page=reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#training")
 
 
 @require_GET
@@ -205,6 +204,5 @@ def brand_training(request, brand_id):
 def brand_assets(request, brand_id):
     """The asset grid alone: what the live poller swaps in while a clip is being checked."""
     brand = selectors.brand_get(organization=request.organization, brand_id=brand_id)
-    if not is_fragment(request):
-        return redirect(reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#assets")
-    return render(request, "dashboard/brands/_assets.html", _assets_context(request, brand))
+    return live_panel(request, "dashboard/brands/_assets.html", lambda: _assets_context(request, brand),
+                      page=reverse("dashboard:brand-detail", kwargs={"brand_id": brand.pk}) + "#assets")

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import selectors, services
 from campaigns.dashboard.charts import bar_width, ctr
-from campaigns.dashboard.context import error_message, form_add_service_errors, form_start_work, is_fragment, org_view
+from campaigns.dashboard.context import error_message, form_add_service_errors, form_start_work, live_panel, org_view
 from campaigns.dashboard.views.edits import nest_edits
 from campaigns.dashboard.views.recipients import recipients_context
 from campaigns.dashboard.forms import CampaignForm, GenerateForm, SegmentSettingForm, camera_choices, setting_suggestions
@@ -229,6 +229,5 @@ def campaign_status(request, campaign_id):
 def campaign_progress(request, campaign_id):
     """The generation panel alone, for the live poller."""
     campaign = selectors.campaign_get(organization=request.organization, campaign_id=campaign_id)
-    if not is_fragment(request):
-        return redirect(reverse("dashboard:campaign-detail", kwargs={"campaign_id": campaign.pk}) + "#progress")
-    return render(request, "dashboard/campaigns/_progress.html", _progress_context(request, campaign))
+    return live_panel(request, "dashboard/campaigns/_progress.html", lambda: _progress_context(request, campaign),
+                      page=reverse("dashboard:campaign-detail", kwargs={"campaign_id": campaign.pk}) + "#progress")

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import selectors, services
-from campaigns.dashboard.context import error_message, is_fragment, org_view
+from campaigns.dashboard.context import error_message, live_panel, org_view
 from campaigns.dashboard.edit_forms import (
     EDIT_FORMS,
     EDIT_KIND_LABELS,
@@ -98,9 +98,8 @@ def clip_detail(request, clip_id):
 def clip_edit_jobs_panel(request, clip_id):
     """The clip's edit jobs alone, for the live poller."""
     clip = _clip(request, clip_id)
-    if not is_fragment(request):
-        return redirect(reverse("dashboard:clip-detail", kwargs={"clip_id": clip.pk}) + "#edit-jobs")
-    return render(request, "dashboard/clips/_edit_jobs.html", _jobs_context(request, clip))
+    return live_panel(request, "dashboard/clips/_edit_jobs.html", lambda: _jobs_context(request, clip),
+                      page=reverse("dashboard:clip-detail", kwargs={"clip_id": clip.pk}) + "#edit-jobs")
 
 
 def _submit(request, clip: Clip, form) -> Job:
