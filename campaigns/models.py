@@ -135,6 +135,9 @@ class BrandAsset(OrgOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["brand", "checksum"], name="asset_once_per_brand")]
+        # Every worker's watchdog looks for clips still being checked every few seconds: only those.
+        indexes = [models.Index(fields=["created_at"], condition=models.Q(status="processing"),
+                                name="asset_being_checked")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.checksum[:8]} of {self.brand_id}"

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -67,8 +67,7 @@ def _decode(path: Path, *, width: int, height: int, declared_frames: int) -> tup
                                       "an intact MP4 (H.264).")
                 if frames == 1:
                     image = frame.to_image()
-                    image.thumbnail((POSTER_WIDTH, POSTER_WIDTH * image.height // max(image.width, 1) or 1),
-                                    Image.Resampling.LANCZOS)
+                    image.thumbnail((POSTER_WIDTH, image.height), Image.Resampling.LANCZOS)  # width only
                     out = io.BytesIO()
                     image.save(out, "JPEG", quality=85)
                     poster = out.getvalue()
@@ -119,8 +118,8 @@ def asset_check(*, asset_id: int) -> str | None:
             except ClipRefused as exc:
                 changes = {"status": BrandAsset.Status.FAILED, "error": str(exc)[:500]}
             else:
-                poster_name = default_storage.save(f"{Path(asset.file.name).with_suffix('')}.poster.jpg",
-                                                   ContentFile(poster))
+                asset.poster.save("poster.jpg", ContentFile(poster), save=False)  # named by asset_poster_to
+                poster_name = asset.poster.name
                 changes = {"status": BrandAsset.Status.READY, "error": "", "num_frames": frames,
                            "poster": poster_name}
     except TRANSIENT_ERRORS:
@@ -141,7 +140,7 @@ def asset_checks_due() -> list[int]:
     due_before = timezone.now() - timedelta(seconds=settings.ASSET_CHECK_RETRY_S)
     due = list(BrandAsset.objects.filter(status=BrandAsset.Status.PROCESSING)
                .annotate(since=Coalesce(F("check_started_at"), F("created_at")))
-               .filter(Q(since__lt=due_before)).values_list("pk", flat=True)[:100])
+               .filter(since__lt=due_before).values_list("pk", flat=True)[:100])
     with transaction.atomic():
         for pk in due:
             # Pushed forward, so that the next look (seconds later) does not queue it again.
