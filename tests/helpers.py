@@ -226,11 +226,14 @@ def toy_frames(num_frames: int = 9, width: int = 32, height: int = 32, colour=(2
 
 
 def stored_clip(campaign, *, segment=None, status=Clip.Status.PENDING_REVIEW, num_frames=9, width=32, height=32,
-                **fields) -> Clip:
-    """A clip whose MP4 and poster really are in storage (the edit reads the MP4 back)."""
+                frames: np.ndarray | None = None, **fields) -> Clip:
+    """A clip whose MP4 and poster really are in storage (the edit reads the MP4 back): ``frames``
+    (uint8, frames x height x width x 3), or else a toy square of the size given."""
     from generation.media import write_mp4, write_poster
 
-    frames = toy_frames(num_frames, width, height)
+    if frames is None:
+        frames = toy_frames(num_frames, width, height)
+    num_frames, height, width = frames.shape[:3]
     with tempfile.TemporaryDirectory() as tmp:
         mp4, jpg = Path(tmp) / "c.mp4", Path(tmp) / "c.jpg"
         write_mp4(frames, mp4, fps=8)

@@ -6,13 +6,10 @@ link is a plain 404. Screenshots: test-artifacts/screenshots/40-recipient-page-p
 41-recipient-page-phone-en.png, 42-campaign-recipients.png."""
 import csv
 import io
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from campaigns import services
@@ -20,8 +17,8 @@ from campaigns.models import Campaign, Clip, Event, Job, Membership
 from campaigns.services.recipients import recipients_import_run
 from campaigns.services.segmentation import segments_embed
 from campaigns.services.serving import signed_urls_forget
-from tests import factories
 from tests.browser.conftest import sign_in
+from tests.helpers import stored_clip
 
 pytestmark = pytest.mark.browser
 
@@ -37,21 +34,11 @@ CSV_TEXT = (
 
 def _clip(campaign, segment, colour) -> Clip:
     """An approved clip whose MP4 and poster really are in storage: a square moving over a gradient."""
-    from generation.media import write_mp4, write_poster
-
     frames = np.zeros((16, 240, 240, 3), dtype=np.uint8)
     frames[..., 2] = np.linspace(40, 200, 240, dtype=np.uint8)[None, :, None]
     for i in range(16):
         frames[i, 90:150, 10 + i * 12:70 + i * 12] = colour
-    with tempfile.TemporaryDirectory() as tmp:
-        mp4, jpg = Path(tmp) / "c.mp4", Path(tmp) / "c.jpg"
-        write_mp4(frames, mp4, fps=8)
-        write_poster(frames, jpg)
-        stem = f"org-{campaign.organization_id}/campaigns/{campaign.pk}/clips/seg-{segment.pk}"
-        video = default_storage.save(f"{stem}.mp4", ContentFile(mp4.read_bytes()))
-        poster = default_storage.save(f"{stem}.jpg", ContentFile(jpg.read_bytes()))
-    return factories.ClipFactory(campaign=campaign, segment=segment, status=Clip.Status.APPROVED, num_frames=16,
-                                 width=240, height=240, fps=8, video=video, poster=poster)
+    return stored_clip(campaign, segment=segment, status=Clip.Status.APPROVED, frames=frames)
 
 
 def test_csv_in_links_out_and_every_page_plays_on_a_phone(page, chromium, live_server, member, shoot):
