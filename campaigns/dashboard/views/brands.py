@@ -81,22 +81,22 @@ def _asset_states(brand) -> dict:
     return {"has_assets": BrandAsset.Status.READY in statuses, "checking_assets": BrandAsset.Status.PROCESSING in statuses}
 
 
-def _assets_context(request, brand) -> dict:
+def _assets_context(request, brand, asset_states: dict | None = None) -> dict:
     return {
         "brand": brand,
         "assets": [_asset_view(a, request) for a in selectors.asset_list_for_brand(brand=brand)],
-        **_asset_states(brand),
+        **(asset_states or _asset_states(brand)),
     }
 
 
 def _detail(request, brand, *, form=None, train_form=None, status=200):
-    assets = _assets_context(request, brand)
+    states = _asset_states(brand)  # read once for both panels
     context = {
         "form": form or BrandForm(initial={"name": brand.name, "style_notes": brand.style_notes},
                                   palette=list(brand.palette)),
-        **assets,
+        **_assets_context(request, brand, states),
         "campaigns": selectors.campaign_list(organization=request.organization).filter(brand=brand)[:10],
-        **_training_context(request, brand, {key: assets[key] for key in ("has_assets", "checking_assets")}),
+        **_training_context(request, brand, states),
     }
     if train_form is not None:
         context["train_form"] = train_form
