@@ -50,22 +50,28 @@ READS = {"setting": "background", "camera": "direction", "brand_colour": "foregr
          "background": "background", "direction": "direction", "foreground": "foreground"}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The options; the plan's defaults are the platform's (adplatform/settings.py GENERATION_*)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--campaigns", type=int, default=4, help="campaigns of 8 x 3 clips (4 = 96 clips)")
-    parser.add_argument("--prefix-fraction", type=float, default=0.25)
+    parser.add_argument("--prefix-fraction", type=float, default=0.0)
     parser.add_argument("--prefix-prompt", choices=("first", "common"), default="first")
     parser.add_argument("--cache", default="mag")
     parser.add_argument("--cache-threshold", type=float, default=0.0)
-    parser.add_argument("--guidance-fraction", type=float, default=0.5)
+    parser.add_argument("--guidance-fraction", type=float, default=0.25)
     parser.add_argument("--micro-batch", type=int, default=0)
     parser.add_argument("--no-lora", action="store_true", help="skip the brand LoRA (and the brand-colour measure)")
     parser.add_argument("--suite", choices=("platform", "toy"), default="platform",
                         help="platform prompts (a checkpoint trained on them) or toy-world captions")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--recalibrate", action="store_true", help="calibrate MagCache ratios even if stored")
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=int, default=2026, help="draws the campaigns (brands, briefs, settings, seeds)")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     options = PlanOptions(micro_batch=args.micro_batch, prefix_fraction=args.prefix_fraction, cache=args.cache,
                           cache_threshold=args.cache_threshold, guidance_fraction=args.guidance_fraction)
     options.check()
@@ -97,7 +103,7 @@ def main() -> None:
               f"request {request}; plan {options}, prefix prompt {args.prefix_prompt}")
 
         # 2. Campaigns: held-out brand, brief, camera; one catalogue setting per segment.
-        rng = random.Random(2026)
+        rng = random.Random(args.seed)
         naive_seconds, plan_seconds, naive_evals, plan_evals, clips_total = [], [], 0.0, 0.0, 0
         measures = _measures(args)
         right = {f"{who}_{m}": 0 for who in ("naive", "plan") for m in measures}

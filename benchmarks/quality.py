@@ -15,7 +15,10 @@
    audiences no training prompt has) uploads orange product shots and clips; its LoRA is trained
    by the platform's trainer with the platform's asset captions (`asset_caption`); each campaign
    picks a camera preset and each segment a catalogue setting; the prompt is what the platform's
-   prompt builder makes of it all. Clips with the brand's LoRA (the platform's real flow) give
+   prompt builder makes of it all, and each campaign's clips are generated as the platform
+   generates them, through the campaign plan (`generation.plan.run_plan`) with the platform's
+   default options (MagCache, guidance in the first quarter of the steps; `--no-plan`: one plain
+   engine call per segment, every step guided). Clips with the brand's LoRA (the platform's real flow) give
    `platform_setting` (background = the setting's), `platform_camera` (motion = the preset's) and
    `platform_brand_with_lora` (foreground orange); the same prompts without the LoRA give
    `platform_brand_without_lora`.
@@ -59,7 +62,7 @@ SEGMENTS_PER_CAMPAIGN = 4
 SEEDS_PER_SEGMENT = 3
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny", help='"tiny" (the committed checkpoint) or a local diffusers folder')
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per clip")
@@ -70,7 +73,17 @@ def main() -> None:
     parser.add_argument("--lora-lr", type=float, default=TINY_LORA["learning_rate"])
     parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
     parser.add_argument("--suites", default="toy,platform", help="which suites to run (toy, platform)")
-    args = parser.parse_args()
+    # The platform suite generates as the platform does: each campaign through the campaign plan
+    # with the platform's default options (adplatform/settings.py GENERATION_CACHE,
+    # GENERATION_GUIDANCE_FRACTION).
+    parser.add_argument("--plan-cache", default="mag")
+    parser.add_argument("--plan-guidance-fraction", type=float, default=0.25)
+    parser.add_argument("--no-plan", action="store_true", help="platform suite: one plain engine call per segment")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
@@ -135,15 +148,18 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
         for c in range(CAMPAIGNS_PER_BRAND):
             brief = toy_platform.random_brief(rng, "heldout")
             camera = rng.choice(CAMERA_PRESETS).key
+            segments = []
             for s in range(SEGMENTS_PER_CAMPAIGN):
                 setting = rng.choice(SETTINGS_CATALOGUE).key
                 prompt = toy_platform.platform_prompt(
                     brand=brand, brief=brief, setting_key=setting, camera=camera,
                     segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
-                seeds = [rng.randrange(2**31) for _ in range(SEEDS_PER_SEGMENT)]
-                with_lora = engine.generate(prompt=prompt, seeds=seeds, lora=("brand", str(lora_path)), **call)
-                without = engine.generate(prompt=prompt, seeds=seeds, lora=None, **call)
-                for k, (clip, plain) in enumerate(zip(with_lora, without)):
+                segments.append((setting, prompt, [rng.randrange(2**31) for _ in range(SEEDS_PER_SEGMENT)]))
+            with_lora = _campaign_clips(engine, segments, ("brand", str(lora_path)), call, args)
+            without = _campaign_clips(engine, segments, None, call, args)
+            for s, (setting, prompt, seeds) in enumerate(segments):
+                for k in range(len(seeds)):
+                    clip, plain = with_lora[s][k], without[s][k]
                     m, p = measure_clip(clip), measure_clip(plain)
                     background, direction = toy_platform.SETTING_BACKGROUND[setting], toy_platform.CAMERA_DIRECTION[camera]
                     right["platform_setting"] += m.background == background
@@ -156,13 +172,34 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
                     if args.save_strips and k == 0 and s < 2:
                         _save_strip(clip, args.save_strips / f"platform-{b}{c}{s}.png", prompt, m)
     shares = {key: value / clips for key, value in right.items()}
-    print(f"platform suite, {clips} clips of {PLATFORM_BRANDS} held-out brands (with the brand LoRA): "
+    path = ("one engine call per segment, every step guided" if args.no_plan else
+            f"the campaign plan: cache {args.plan_cache}, guidance in the first {args.plan_guidance_fraction:.0%} of the steps")
+    print(f"platform suite ({path}), {clips} clips of {PLATFORM_BRANDS} held-out brands (with the brand LoRA): "
           f"setting {shares['platform_setting']:.0%}, camera {shares['platform_camera']:.0%}, "
           f"brand colour {shares['platform_brand_with_lora']:.0%}; without the LoRA: brand colour "
           f"{shares['platform_brand_without_lora']:.0%}, setting {shares['setting_without_lora']:.0%}, "
           f"camera {shares['camera_without_lora']:.0%}")
     return {key: shares[key] for key in ("platform_setting", "platform_camera", "platform_brand_with_lora",
                                          "platform_brand_without_lora")}
+
+
+def _campaign_clips(engine, segments: list, lora, call: dict, args) -> list[list]:
+    """One campaign's clips, [segment][seed]: through the platform's campaign plan with the options
+    of --plan-cache / --plan-guidance-fraction, or with --no-plan one engine call per segment."""
+    if args.no_plan:
+        return [engine.generate(prompt=prompt, seeds=seeds, lora=lora, **call) for _, prompt, seeds in segments]
+    from generation.plan import PlanItem, PlanOptions, mag_ratios_for, run_plan
+
+    options = PlanOptions(cache=args.plan_cache, guidance_fraction=args.plan_guidance_fraction)
+    options.check()
+    items = [PlanItem(prompt, call["negative_prompt"], seed) for _, prompt, seeds in segments for seed in seeds]
+    request = {k: call[k] for k in ("num_frames", "width", "height", "steps", "guidance")}
+    ratios = None
+    if options.cache == "mag":  # the checkpoint's, or calibrated once as a worker does
+        ratios = mag_ratios_for(engine, prompt=items[0].prompt, negative_prompt=items[0].negative_prompt, **request)
+    clips = run_plan(engine, items=items, options=options, lora=lora, mag_ratios=ratios, **request).clips
+    per = len(segments[0][2])
+    return [clips[i * per:(i + 1) * per] for i in range(len(segments))]
 
 
 def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:

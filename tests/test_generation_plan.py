@@ -99,3 +99,33 @@ def test_bad_plan_settings_fail_loudly(campaign, settings):
     services.job_run(job_id=job.pk, work=campaign_generate_run)
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "teacache" in job.error
+
+
+def test_by_default_a_campaign_runs_the_measured_plan(campaign):
+    """The defaults are what benchmarks/campaign.py measured: MagCache (ratios calibrated on the
+    first job of a checkpoint that has none) and guidance in the first quarter of the steps."""
+    job = generate(campaign)
+    clips = list(Clip.objects.filter(job=job))
+    assert len(clips) == 4
+    for clip in clips:
+        assert clip.plan["options"]["cache"] == "mag" and clip.plan["options"]["guidance_fraction"] == 0.25
+        assert clip.plan["guidance_steps"] == 1 and len(clip.plan["mag_ratios"]) >= 1
+        assert "prefix" not in clip.plan
+    plan = job.result["plan"]
+    # 4 steps: one guided (2 passes) and three conditional only, before any block MagCache skips.
+    assert plan["naive_evaluations"] == 4 * 2 * 4 and plan["evaluations"] <= 4 * 5
+
+
+def test_the_benchmarks_measure_the_platforms_default_plan():
+    from django.conf import settings
+
+    from benchmarks.campaign import build_parser as campaign_options
+    from benchmarks.quality import build_parser as quality_options
+
+    defaults = (settings.GENERATION_PREFIX_FRACTION, settings.GENERATION_CACHE, settings.GENERATION_CACHE_THRESHOLD,
+                settings.GENERATION_GUIDANCE_FRACTION)
+    campaign_args = campaign_options().parse_args([])
+    assert (campaign_args.prefix_fraction, campaign_args.cache, campaign_args.cache_threshold,
+            campaign_args.guidance_fraction) == defaults
+    quality_args = quality_options().parse_args([])
+    assert (0.0, quality_args.plan_cache, 0.0, quality_args.plan_guidance_fraction) == defaults
