@@ -34,12 +34,17 @@ JOB_TASK_OPTIONS = dict(
     max_retries=10,
 )
 
+# Every gpu job (generation, edits, re-scene, LoRA training) gets the same bound: on a real
+# checkpoint each is minutes of GPU per clip or hours of training. It must stay under the broker's
+# visibility timeout (4 h), or Redis would hand a running task to a second worker
+# (tests/test_configuration.py checks every task against it).
+GPU_JOB_TIME_LIMITS = {"soft_time_limit": 3 * 3600, "time_limit": 3 * 3600 + 300}
+
 
 @shared_task(
     name="gpu.campaign_generate",
     # A campaign is segments x variants clips; on a real checkpoint each is minutes of GPU.
-    soft_time_limit=3 * 3600,
-    time_limit=3 * 3600 + 300,
+    **GPU_JOB_TIME_LIMITS,
     **JOB_TASK_OPTIONS,
 )
 def campaign_generate(job_id: int) -> None:
@@ -51,8 +56,7 @@ def campaign_generate(job_id: int) -> None:
 @shared_task(
     name="gpu.clip_edit",
     # Variants of one edited clip; the same bound as generation (minutes of GPU per clip on a real checkpoint).
-    soft_time_limit=3 * 3600,
-    time_limit=3 * 3600 + 300,
+    **GPU_JOB_TIME_LIMITS,
     **JOB_TASK_OPTIONS,
 )
 def clip_edit(job_id: int) -> None:
@@ -64,8 +68,7 @@ def clip_edit(job_id: int) -> None:
 @shared_task(
     name="gpu.campaign_rescene",
     # One re-scened clip per segment x variant: as long as a campaign's generation.
-    soft_time_limit=3 * 3600,
-    time_limit=3 * 3600 + 300,
+    **GPU_JOB_TIME_LIMITS,
     **JOB_TASK_OPTIONS,
 )
 def campaign_rescene(job_id: int) -> None:
@@ -77,8 +80,7 @@ def campaign_rescene(job_id: int) -> None:
 @shared_task(
     name="gpu.lora_train",
     # Brand LoRAs run up to a few thousand steps; must stay under the broker's visibility timeout.
-    soft_time_limit=3 * 3600,
-    time_limit=3 * 3600 + 300,
+    **GPU_JOB_TIME_LIMITS,
     **JOB_TASK_OPTIONS,
 )
 def lora_train(job_id: int) -> None:

@@ -22,6 +22,11 @@ def test_celery_configuration_took_effect():
     app.loader.import_default_modules()
     task = app.tasks["cpu.campaign_segment"]
     assert task.acks_late and task.reject_on_worker_lost and task.time_limit == 2 * 3600 + 300
+    # No task outlives the visibility timeout: Redis would hand it to a second worker while it runs.
+    project_tasks = [t for name, t in app.tasks.items() if name.startswith(("gpu.", "cpu."))]
+    assert len(project_tasks) >= 10
+    assert all(t.time_limit < conf.broker_transport_options["visibility_timeout"] for t in project_tasks)
+    assert app.tasks["gpu.lora_train"].time_limit == 3 * 3600 + 300
 
 
 def test_migrations_are_complete():
