@@ -205,9 +205,9 @@ def _campaign(rng: random.Random, args, c: int, model_path: Path, tmp: Path):
     camera = rng.choice(CAMERA_PRESETS).key
     lora = None
     if not args.no_lora:
-        from benchmarks.quality import _train_platform_lora
+        from benchmarks.quality import _train_platform_lora, build_parser as quality_parser
 
-        lora_args = argparse.Namespace(lora_steps=1200, lora_rank=16, lora_lr=2e-3)
+        lora_args = quality_parser().parse_args([])  # the platform's LoRA defaults, as the quality benchmark trains
         lora = ("brand", str(_train_platform_lora(model_path, tmp / f"lora-{c}", brand, lora_args)))
     segments = []
     for _ in range(SEGMENTS):

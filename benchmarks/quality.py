@@ -46,6 +46,7 @@ from PIL import Image  # noqa: E402
 from generation.engine import Engine  # noqa: E402
 from generation.eval.adherence import measure_clip, score_clip  # noqa: E402
 from generation.tiny_model import TINY_LORA, resolve_model_path  # noqa: E402
+from generation.training.trainer import DEFAULT_BACKGROUND_WEIGHT  # noqa: E402
 from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE  # noqa: E402
 from generation.toyworld import platform as toy_platform  # noqa: E402
 from generation.toyworld.world import (  # noqa: E402
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lora-steps", type=int, default=TINY_LORA["steps"])
     parser.add_argument("--lora-rank", type=int, default=TINY_LORA["rank"])
     parser.add_argument("--lora-lr", type=float, default=TINY_LORA["learning_rate"])
+    parser.add_argument("--lora-background-weight", type=float, default=DEFAULT_BACKGROUND_WEIGHT,
+                        help="the trainer's masked loss: weight off the product (1.0: none)")
     parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
     parser.add_argument("--suites", default="toy,platform", help="which suites to run (toy, platform)")
     # The platform suite generates as the platform does: each campaign through the campaign plan
@@ -225,8 +228,7 @@ def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
             Image.fromarray(frames[0]).save(path)
         # What the marketer (or an auto-captioner) writes about the asset: the scene, not the brand's
         # colour, which is what the trigger token is to learn.
-        motion = "standing still" if scene.direction == "still" else f"moving {scene.direction}"
-        caption = asset_caption(trigger_token=brand.trigger_token, caption=f"a {scene.shape} {motion} on a "
+        caption = asset_caption(trigger_token=brand.trigger_token, caption=f"a {scene.shape} {scene.motion_words} on a "
                                 f"{background} background", style_notes=brand.style_notes, brand_name=brand.name)
         samples.append(TrainingSample(path=path, kind="clip" if clip_asset else "image", caption=caption))
     return _train(model_path, samples, folder / "lora", args,
@@ -258,6 +260,7 @@ def _train(model_path: Path, samples: list, output_dir: Path, args, *, label: st
 
     result = train_lora(model_path=model_path, samples=samples, output_dir=output_dir, steps=args.lora_steps,
                         rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
+                        background_weight=args.lora_background_weight,
                         num_frames=REQUEST["num_frames"], width=REQUEST["width"], height=REQUEST["height"])
     first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
     print(f"{label}, loss {first:.3f} -> {last:.3f}")

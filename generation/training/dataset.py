@@ -5,6 +5,13 @@ the frame count the model family accepts; both are resized to cover the training
 centre-cropped. The VAE latents and text embeddings of every sample are computed once per run
 (`encode_samples`) because the VAE and text encoder are frozen: re-encoding per step would only
 burn time.
+
+Masked loss (kohya-ss's `--masked_loss`, OneTrainer's masked training): the adapter is to learn
+the brand's product, not the grounds it was shot on, or every clip of the brand drifts towards the
+assets' backdrops whatever setting the segment asks for. So each sample gets a loss weight on its
+latent grid: 1 where the product is, `background_weight` elsewhere. The product is the image's
+alpha where it has one, else what differs in colour from the frame's border (a product shot on a
+plain backdrop); a sample where neither separates a product is weighted alike everywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ class EncodedSample:
     latent_mean: torch.Tensor
     latent_std: torch.Tensor
     prompt_embeds: torch.Tensor
+    # (1, 1, F', H', W') loss weight on the latent grid (masked loss), or None: every latent alike.
+    loss_weight: torch.Tensor | None = None
+
+
+# A product matte is believed when it covers this share of the frame: less is noise, more is a
+# photo whose border is not a backdrop.
+PRODUCT_SHARE = (0.005, 0.6)
 
 
 def load_pixels(*, sample: TrainingSample, num_frames: int, width: int, height: int, fps: int) -> torch.Tensor:
@@ -41,15 +55,32 @@ def load_pixels(*, sample: TrainingSample, num_frames: int, width: int, height: 
     barely carried over into clips (measured on the toy world: 24% of clips in the brand colour,
     against 70% as still clips, same LoRA budget).
     """
-    if not sample.path.is_file():
-        raise FileNotFoundError(f"Training sample {sample.path} does not exist.")
-    if sample.kind == "image":
-        frames = [_fit(_open_image(sample.path), width=width, height=height)] * num_frames
+    video, _ = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
+    return _to_pixels(video)
+
+
+def product_matte(video: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray | None:
+    """(F, H, W) float 0..1: where the product is in a uint8 clip (F, H, W, 3), or None when
+    nothing separates it. `alpha` (F, H, W), the asset's own transparency, wins when it has both
+    opaque and transparent pixels; else the pixels far in colour from the frame's border."""
+    if alpha is not None and 0 < alpha.mean() < 1:
+        matte = alpha.astype(np.float32)
     else:
-        frames = _read_clip(sample.path, num_frames=num_frames, fps=fps, width=width, height=height)
-    video = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])  # (F, H, W, 3)
-    pixels = torch.from_numpy(video).float().div(127.5).sub(1.0)
-    return pixels.permute(3, 0, 1, 2).contiguous()
+        from generation.editing import colour_matte
+
+        matte = colour_matte(video, np.ones(video.shape[1:3], dtype=np.float32))
+    low, high = PRODUCT_SHARE
+    return matte if low <= float(matte.mean()) <= high else None
+
+
+def latent_weight(matte: np.ndarray | None, latent_shape: torch.Size, background_weight: float) -> torch.Tensor | None:
+    """The loss weight on a (1, C, F', H', W') latent grid: 1 on every latent cell the product
+    touches (max-pooled from pixels, so its edges count as product), `background_weight` elsewhere."""
+    if matte is None or background_weight >= 1.0:
+        return None
+    grid = tuple(latent_shape[2:])
+    touched = torch.nn.functional.adaptive_max_pool3d(torch.from_numpy(matte).float()[None, None], grid)
+    return background_weight + (1.0 - background_weight) * touched
 
 
 def encode_samples(
@@ -61,16 +92,22 @@ def encode_samples(
     fps: int,
     encode_video: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     encode_text: Callable[[str], torch.Tensor],
+    background_weight: float = 1.0,
 ) -> list[EncodedSample]:
-    """Encode every sample once: `encode_video` maps pixels to (mean, std), `encode_text` a caption."""
+    """Encode every sample once: `encode_video` maps pixels to (mean, std), `encode_text` a caption.
+    `background_weight` < 1 gives each sample a masked loss (see the module's docstring)."""
     embeds: dict[str, torch.Tensor] = {}  # captions repeat (one trigger phrase per brand)
     encoded = []
     for sample in samples:
-        pixels = load_pixels(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
-        mean, std = encode_video(pixels)
+        video, alpha = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
+        mean, std = encode_video(_to_pixels(video))
         if sample.caption not in embeds:
             embeds[sample.caption] = encode_text(sample.caption)
-        encoded.append(EncodedSample(latent_mean=mean, latent_std=std, prompt_embeds=embeds[sample.caption]))
+        weight = None
+        if background_weight < 1.0:
+            weight = latent_weight(product_matte(video, alpha), mean.shape, background_weight)
+        encoded.append(EncodedSample(latent_mean=mean, latent_std=std, prompt_embeds=embeds[sample.caption],
+                                     loss_weight=None if weight is None else weight.to(mean.device)))
     return encoded
 
 
@@ -90,11 +127,37 @@ def dataset_fingerprint(samples: Sequence[TrainingSample]) -> str:
     return digest.hexdigest()
 
 
+def _load_video(*, sample: TrainingSample, num_frames: int, width: int, height: int,
+                fps: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 frames (F, H, W, 3), and the image's alpha (F, H, W) in 0..1 where it has one."""
+    if not sample.path.is_file():
+        raise FileNotFoundError(f"Training sample {sample.path} does not exist.")
+    alpha = None
+    if sample.kind == "image":
+        image = _fit(_open_image(sample.path), width=width, height=height)
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        frames = [rgb] * num_frames
+        if image.mode == "RGBA":
+            alpha = np.repeat((np.asarray(image.getchannel("A")) >= 128)[None].astype(np.float32), num_frames, axis=0)
+    else:
+        frames = [np.asarray(f, dtype=np.uint8) for f in
+                  _read_clip(sample.path, num_frames=num_frames, fps=fps, width=width, height=height)]
+    return np.stack(frames), alpha
+
+
+def _to_pixels(video: np.ndarray) -> torch.Tensor:
+    """uint8 (F, H, W, 3) -> float (3, F, H, W) in [-1, 1]."""
+    return torch.from_numpy(video).float().div(127.5).sub(1.0).permute(3, 0, 1, 2).contiguous()
+
+
 def _open_image(path: Path) -> Image.Image:
+    """The image upright, as RGB, or RGBA when it carries transparency (the product's own matte)."""
     try:
         with Image.open(path) as image:
             # Phones store rotation in EXIF; without this a portrait photo trains sideways.
-            return ImageOps.exif_transpose(image).convert("RGB")
+            image = ImageOps.exif_transpose(image)
+            transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            return image.convert("RGBA" if transparent else "RGB")
     except OSError as exc:
         raise ValueError(f"Training sample {path} is not a readable image: {exc}") from exc
 

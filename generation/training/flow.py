@@ -25,6 +25,12 @@ def noisy_and_target(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor)
     return (1 - s) * x0 + s * noise, noise - x0
 
 
-def flow_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error in float32 (each sigma weighted alike: diffusers' scheme "none")."""
-    return F.mse_loss(prediction.float(), target.float())
+def flow_loss(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error in float32 (each sigma weighted alike: diffusers' scheme "none").
+
+    `weight`, broadcastable to the latents (a masked loss), makes it the weighted mean."""
+    if weight is None:
+        return F.mse_loss(prediction.float(), target.float())
+    squared = (prediction.float() - target.float()).pow(2)
+    weight = weight.float().expand_as(squared)
+    return (squared * weight).sum() / weight.sum().clamp_min(1e-8)

@@ -16,7 +16,8 @@ pytest.importorskip("peft")
 torch = pytest.importorskip("torch")
 
 from generation.training import TrainingCancelled, TrainingSample, train_lora  # noqa: E402
-from generation.training.dataset import load_pixels  # noqa: E402
+from generation.training.dataset import latent_weight, load_pixels, product_matte  # noqa: E402
+from generation.training.flow import flow_loss  # noqa: E402
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (20, 40, 220), (240, 220, 20)]
 CHECKPOINT_FILES = {"pytorch_lora_weights.safetensors", "optimizer.pt", "rng_state.pt", "trainer_state.json"}
@@ -178,6 +179,7 @@ def test_images_become_still_clips_and_clips_follow_the_frame_rule(samples):
         ({"rank": 0}, "rank must be an integer >= 1"),
         ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0"),
         ({"samples": []}, "samples must be a non-empty list"),
+        ({"background_weight": 1.5}, "background_weight must be a number from 0 to 1"),
     ],
 )
 def test_bad_arguments_are_refused_loudly(random_model_path, samples, tmp_path, change, message):
@@ -203,3 +205,70 @@ def test_resume_refuses_a_different_run(trained, random_model_path, samples, tmp
     with pytest.raises(ValueError, match="is not a training checkpoint"):
         train_lora(model_path=random_model_path, samples=samples, output_dir=tmp_path, steps=60,
                    resume_from=tmp_path, **SMALL)
+
+
+# --- masked loss: the adapter learns the product, not the backdrop it was shot on ----------------
+
+
+@pytest.fixture(scope="module")
+def product_shots(tmp_path_factory) -> list[TrainingSample]:
+    """An orange square cut out (transparent around it) and one on a plain blue backdrop."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("products")
+    cutout = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    cutout.paste((245, 135, 25, 255), (8, 8, 24, 24))
+    cutout.save(folder / "cutout.png")
+    shot = Image.new("RGB", (32, 32), (40, 75, 215))
+    shot.paste((245, 135, 25), (4, 12, 16, 28))
+    shot.save(folder / "shot.png")
+    return [TrainingSample(path=folder / name, kind="image", caption="sks, a square") for name in ("cutout.png", "shot.png")]
+
+
+def test_the_product_matte_comes_from_transparency_or_the_backdrop(product_shots):
+    from generation.training.dataset import _load_video
+
+    video, alpha = _load_video(sample=product_shots[0], num_frames=5, width=32, height=32, fps=16)
+    matte = product_matte(video, alpha)
+    assert matte.shape == (5, 32, 32) and matte[:, 8:24, 8:24].all() and matte.sum() == 5 * 16 * 16
+    video, alpha = _load_video(sample=product_shots[1], num_frames=5, width=32, height=32, fps=16)
+    assert alpha is None
+    matte = product_matte(video)
+    assert matte[:, 12:28, 4:16].all() and matte.sum() == 5 * 16 * 12
+    # Nothing to separate (a solid picture, or noise that differs everywhere from its border): no matte.
+    assert product_matte(np.full((5, 32, 32, 3), 200, np.uint8)) is None
+    assert product_matte(np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)) is None
+    # On the latent grid (4x in space here), every cell the product touches weighs 1, the rest less.
+    weight = latent_weight(matte, torch.Size([1, 8, 2, 8, 8]), 0.1)
+    assert weight.shape == (1, 1, 2, 8, 8)
+    assert weight.unique().tolist() == pytest.approx([0.1, 1.0])
+    assert (weight[0, 0, 0] == 1).nonzero().tolist() == [[y, x] for y in range(3, 7) for x in range(1, 4)]
+    assert latent_weight(matte, torch.Size([1, 8, 2, 8, 8]), 1.0) is None
+
+
+def test_a_masked_loss_ignores_the_prediction_off_the_product():
+    target = torch.zeros(1, 2, 1, 2, 2)
+    weight = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).view(1, 1, 1, 2, 2)
+    prediction = torch.ones(1, 2, 1, 2, 2, requires_grad=True)
+    loss = flow_loss(prediction, target, weight)
+    loss.backward()
+    assert loss.item() == 1.0  # the mean over the weighted cell alone
+    assert prediction.grad[..., 0, 0].abs().min() > 0 and not prediction.grad[..., 1:, :].any()
+    assert not prediction.grad[..., 0, 1].any()
+    assert flow_loss(prediction, target).item() == 1.0
+
+
+def test_the_trainer_masks_what_it_can_and_records_it(random_model_path, product_shots, samples, tmp_path):
+    result = train_lora(model_path=random_model_path, samples=[*product_shots, samples[0]], output_dir=tmp_path,
+                        steps=3, background_weight=0.0, **SMALL)
+    # The cut-out and the backdrop shot are masked; the solid-colour image has no product to find.
+    assert result.parameters["background_weight"] == 0.0 and result.parameters["masked_samples"] == 2
+    assert all(np.isfinite(result.losses))
+    # The same run with and without the mask draws the same samples, sigmas and noise: only the
+    # weighting differs, and so does every step's loss.
+    masked = train_lora(model_path=random_model_path, samples=product_shots, output_dir=tmp_path / "masked",
+                        steps=3, background_weight=0.0, **SMALL)
+    plain = train_lora(model_path=random_model_path, samples=product_shots, output_dir=tmp_path / "plain", steps=3,
+                       background_weight=1.0, **SMALL)
+    assert masked.parameters["masked_samples"] == 2 and plain.parameters["masked_samples"] == 0
+    assert all(a != b for a, b in zip(masked.losses, plain.losses))
