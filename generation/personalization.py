@@ -69,7 +69,8 @@ class CameraPreset:
     key: str
     label: str
     label_zh: str
-    # Family name -> the clause that family's prompt carries; "wan" is the default wording.
+    # Family name (or "tiny", the toy world's own checkpoint) -> the clause that model's prompts
+    # carry; "wan" is the default wording.
     wording: dict[str, str]
 
     def words_for(self, family: str) -> str:
@@ -81,31 +82,37 @@ CAMERA_PRESETS: tuple[CameraPreset, ...] = (
         "wan": "the camera pans slowly to the left",
         "cogvideox": "the camera pans slowly to the left",
         "ltx": "The camera slowly pans to the left, so the scene slides across the frame to the right.",
+        "tiny": "moving right",
     }),
     CameraPreset("pan_right", "Pan right", "向右平移", {
         "wan": "the camera pans slowly to the right",
         "cogvideox": "the camera pans slowly to the right",
         "ltx": "The camera slowly pans to the right, so the scene slides across the frame to the left.",
+        "tiny": "moving left",
     }),
     CameraPreset("rise", "Rise (crane up)", "上升（升降鏡頭）", {
         "wan": "the camera rises slowly, crane up",
         "cogvideox": "the camera rises slowly, crane shot upwards",
         "ltx": "The camera rises slowly on a crane, so the subject sinks toward the bottom of the frame.",
+        "tiny": "moving down",
     }),
     CameraPreset("descend", "Descend (crane down)", "下降（升降鏡頭）", {
         "wan": "the camera descends slowly, crane down",
         "cogvideox": "the camera descends slowly, crane shot downwards",
         "ltx": "The camera descends slowly on a crane, so the subject rises toward the top of the frame.",
+        "tiny": "moving up",
     }),
     CameraPreset("push_in", "Push in", "推進", {
         "wan": "slow push-in towards the subject",
         "cogvideox": "slow dolly push-in towards the subject",
         "ltx": "The camera pushes in slowly towards the subject, which stays centred in the frame.",
+        "tiny": "standing still",
     }),
     CameraPreset("static", "Static", "固定鏡頭", {
         "wan": "static camera, locked-off shot",
         "cogvideox": "static camera, locked-off tripod shot",
         "ltx": "The camera is locked off on a tripod and does not move.",
+        "tiny": "standing still",
     }),
 )
 CAMERA_BY_KEY = {preset.key: preset for preset in CAMERA_PRESETS}

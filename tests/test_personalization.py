@@ -278,8 +278,12 @@ def test_the_prompt_says_the_segments_setting_and_the_campaigns_camera(org, sett
     campaign = factories.CampaignFactory(brand__organization=org, camera="rise")
     segment = factories.SegmentFactory(campaign=campaign, setting="a snowy mountain slope", setting_source="marketer")
     prompt, _ = segment_prompt(campaign=campaign, segment=segment)
-    assert "Summer sale on trail shoes. set in a snowy mountain slope. the camera rises slowly, crane up." in prompt
-    # The wording follows the configured model's family.
+    # On `tiny` the camera is worded as the toy world shows it: rising makes the scene sink.
+    assert "Summer sale on trail shoes. set in a snowy mountain slope. moving down." in prompt
+    # A real checkpoint gets its family's wording.
+    settings.GENERATION_MODEL, settings.GENERATION_MODEL_FAMILY = "/models/wan2.1-t2v", "wan"
+    prompt, _ = segment_prompt(campaign=campaign, segment=segment)
+    assert "set in a snowy mountain slope. the camera rises slowly, crane up." in prompt
     settings.GENERATION_MODEL, settings.GENERATION_MODEL_FAMILY = "/models/ltx-video", "ltx"
     prompt, _ = segment_prompt(campaign=campaign, segment=segment)
     assert camera_preset("rise").words_for("ltx").rstrip(".") in prompt
@@ -289,7 +293,7 @@ def test_the_prompt_says_the_segments_setting_and_the_campaigns_camera(org, sett
     campaign.refresh_from_db()
     settings.GENERATION_MODEL, settings.GENERATION_MODEL_FAMILY = "tiny", ""
     prompt, _ = segment_prompt(campaign=campaign, segment=segment)
-    assert camera_preset(default_camera_for_brief(campaign.brief)).words_for("wan") in prompt
+    assert camera_preset(default_camera_for_brief(campaign.brief)).words_for("tiny") in prompt
 
 
 # --- generation: settings filled before prompts, the optional expander ----------------------------
@@ -395,7 +399,7 @@ def test_generation_suggests_missing_settings_and_expands_the_brief_once(two_seg
     assert job.result["prompt_expansion"]["used"] is True
     assert job.result["prompt_expansion"]["model"] == "llama-3-8b"
     prompts = {c.segment.name: c.prompt for c in Clip.objects.filter(job=job).select_related("segment")}
-    wording = camera_preset("pan_left").words_for("wan")
+    wording = camera_preset("pan_left").words_for("tiny")
     assert f"{EXPANDED}. set in {FOREST}. {wording}." in prompts["Weekend hikers"]
     assert f"{EXPANDED}. set in a red rock canyon at sunset. {wording}." in prompts["Canyon runners"]
     assert all("Trail shoes for the weekend" not in p for p in prompts.values())

@@ -46,6 +46,12 @@ class ModelSpec:
         """One of the project's own CPU-sized checkpoints (not a real one)."""
         return self.name in OWN_MODEL_DEFAULTS
 
+    @property
+    def wording(self) -> str:
+        """Whose words the prompt builder uses for the camera (`CameraPreset.wording`): the family's,
+        or for the project's own checkpoints the toy world's, which `tiny` was trained on."""
+        return "tiny" if self.is_tiny else self.family.name
+
 
 def model_spec() -> ModelSpec:
     """The configured base model's family and defaults, read without loading it (no torch here)."""

@@ -37,7 +37,7 @@ def clip_seed(*, campaign_id: int, segment_id: int, variant: int) -> int:
 
 def segment_prompt(*, campaign: Campaign, segment: Segment, brief: str | None = None) -> tuple[str, str]:
     """The prompt of one segment's clips: the brief (or its expansion), the segment's setting, the
-    campaign's camera preset worded for the configured model's family, brand and audience words."""
+    campaign's camera preset worded for the configured model (`ModelSpec.wording`), brand and audience words."""
     from generation.personalization import default_camera_for_brief
     from generation.prompts import build_prompt
 
@@ -47,7 +47,7 @@ def segment_prompt(*, campaign: Campaign, segment: Segment, brief: str | None = 
     return build_prompt(
         brief=campaign.brief if brief is None else brief, brand_name=brand.name, style_notes=brand.style_notes,
         palette=brand.palette, trigger_token=brand.trigger_token, segment_attributes=segment.attributes,
-        setting=segment.setting, camera=camera, family=model_spec().family.name,
+        setting=segment.setting, camera=camera, family=model_spec().wording,
     )
 
 

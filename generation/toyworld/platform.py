@@ -9,7 +9,10 @@ to what the adherence checker can see:
 - a setting from the catalogue -> the background colour (`SETTING_BACKGROUND`);
 - a camera preset -> the shape's motion (`CAMERA_DIRECTION`): the camera panning left makes the
   scene slide right across the frame, rising makes it sink; push-in and static keep it still
-  (the toy world draws no zoom);
+  (the toy world draws no zoom). The platform words each preset for the model it runs, and for
+  `tiny` that wording is the motion itself in the toy captions' words (`pan_left` -> "moving
+  right"): a frozen random text encoder gives "left" nearly the same vector in "the camera pans
+  to the left" as in "moving left", the opposite motion;
 - the brand trigger token, once the brand's LoRA has learned it -> the brand's colour (orange,
   which no training caption or clip contains).
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
 from generation.prompts import build_prompt
+from generation.toyworld.world import Scene
 
 SETTING_BACKGROUND: dict[str, str] = {
     "forest_trail": "green", "city_park": "green",
@@ -43,6 +47,9 @@ CAMERA_DIRECTION: dict[str, str] = {
 }
 assert set(SETTING_BACKGROUND) == {e.key for e in SETTINGS_CATALOGUE}
 assert set(CAMERA_DIRECTION) == {p.key for p in CAMERA_PRESETS}
+# `tiny`'s wording of each preset is the motion it makes on screen, in the toy captions' own words.
+assert all(p.words_for("tiny") == Scene("circle", "red", CAMERA_DIRECTION[p.key], "white").motion_words
+           for p in CAMERA_PRESETS)
 
 
 def settings_for_background(colour: str) -> list[str]:
@@ -139,11 +146,11 @@ def random_segment_attributes(rng: random.Random, split: str = "train") -> dict:
 
 def platform_prompt(*, brand: Brand, brief: str, setting_key: str, camera: str, segment_attributes: dict,
                     with_trigger: bool = True) -> str:
-    """The prompt the platform builds for one clip (the `wan` family's wording)."""
+    """The prompt the platform builds for one clip, with the camera worded for `tiny` (`ModelSpec.wording`)."""
     setting = next(e.phrase for e in SETTINGS_CATALOGUE if e.key == setting_key)
     prompt, _ = build_prompt(brief=brief, brand_name=brand.name, style_notes=brand.style_notes,
                              palette=list(brand.palette), trigger_token=brand.trigger_token if with_trigger else "",
-                             segment_attributes=segment_attributes, setting=setting, camera=camera)
+                             segment_attributes=segment_attributes, setting=setting, camera=camera, family="tiny")
     return prompt
 
 

@@ -28,9 +28,11 @@ unchanged) on what the platform really asks of the model:
   background and whose camera preset names the motion), half with their toy caption;
 - motion that can continue: a quarter of the clips show the stretch of the path before or after
   the centred one (the shape enters or leaves the frame), so that a clip can be extended;
-- a text window of 128 tokens (the tokenizer's `model_max_length`, which the engine honours):
+- the camera worded as `tiny` words it (`CameraPreset.wording["tiny"]`): the motion on screen in
+  the toy captions' own words ("moving right" for a pan to the left);
+- a text window of 96 tokens (the tokenizer's `model_max_length`, which the engine honours):
   a platform prompt is about 230 tokens of this small BPE, and everything that carries meaning
-  comes in its first 60.
+  (trigger, brief, setting and camera) comes in its first 93; what follows only dilutes it.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class Recipe:
 
 STAGES = {
     "toy": Recipe(),
-    "platform": Recipe(dit_steps=4000, dit_lr=4e-4, platform_share=0.5, continuation_share=0.25, text_window=128),
+    "platform": Recipe(dit_steps=6000, dit_lr=4e-4, platform_share=0.5, continuation_share=0.25, text_window=96),
 }
 
 
@@ -416,6 +418,11 @@ def _collapse_padding(transformer, embeds: torch.Tensor, empty: torch.Tensor):
 def _save(pipe, output: Path, info: dict) -> None:
     with staged_folder(output) as staging:
         pipe.save_pretrained(staging)
+        # A continued stage's components remember the folder they were loaded from: not the checkpoint's business.
+        for config in staging.glob("*/config.json"):
+            values = json.loads(config.read_text(encoding="utf-8"))
+            if values.pop("_name_or_path", None) is not None:
+                config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (staging / MARKER_NAME).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 

@@ -57,10 +57,13 @@ class Scene:
     direction: str
     background: str
 
+    @property
+    def motion_words(self) -> str:
+        return "standing still" if self.direction == "still" else f"moving {self.direction}"
+
     def caption(self, *, colour_word: str | None = None) -> str:
         """The scene's caption; `colour_word` replaces the colour name (a brand's trigger token)."""
-        motion = "standing still" if self.direction == "still" else f"moving {self.direction}"
-        return f"a {colour_word or self.colour} {self.shape} {motion} on a {self.background} background"
+        return f"a {colour_word or self.colour} {self.shape} {self.motion_words} on a {self.background} background"
 
 
 def all_scenes(colours: tuple[str, ...] = TRAIN_COLOURS) -> list[Scene]:
