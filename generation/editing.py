@@ -239,15 +239,20 @@ def fit_image(image: np.ndarray, *, width: int, height: int) -> tuple[np.ndarray
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (H, W, 3) or (H, W, 4); got {array.dtype} {array.shape}.")
     picture = Image.fromarray(array, "RGBA" if array.shape[2] == 4 else "RGB")
-    scale = max(width / picture.width, height / picture.height)
-    size = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
-    picture = picture.resize(size, Image.LANCZOS)
-    left, top = (size[0] - width) // 2, (size[1] - height) // 2
-    picture = picture.crop((left, top, left + width, top + height))
-    fitted = np.asarray(picture)
+    fitted = np.asarray(cover_crop(picture, width=width, height=height, resample=Image.LANCZOS))
     if fitted.shape[2] == 4:
         return np.ascontiguousarray(fitted[..., :3]), (fitted[..., 3] >= 128).astype(np.float32)
     return fitted, np.ones((height, width), dtype=np.float32)
+
+
+def cover_crop(picture, *, width: int, height: int, resample: int):
+    """A PIL image scaled (with `resample`) to cover width x height, then centre-cropped: no padding
+    bars, no distortion. The editor's fitted images and the LoRA trainer's samples both go through it."""
+    scale = max(width / picture.width, height / picture.height)
+    size = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
+    picture = picture.resize(size, resample)
+    left, top = (size[0] - width) // 2, (size[1] - height) // 2
+    return picture.crop((left, top, left + width, top + height))
 
 
 def box_mask(box: tuple[float, float, float, float], *, width: int, height: int) -> np.ndarray:

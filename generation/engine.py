@@ -27,6 +27,7 @@ import torch
 from generation.families import ModelFamily, family_for_model_path, text_window
 from generation.editing import Condition
 from generation.media import to_uint8_frames
+from generation.pixels import frames_to_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ class _Blend:
 
         # 2. The source's latents, normalised.
         source = condition.sources()  # (B or 1, F, H, W, 3) uint8
-        pixels = torch.from_numpy(source).float().div(127.5).sub(1.0).permute(0, 4, 1, 2, 3)
+        pixels = frames_to_pixels(source)
         with torch.no_grad():
             z = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean.float()
         mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from generation.atomic import staged_folder
 from generation.families import WAN
+from generation.pixels import frames_to_pixels, pixels_to_frames
 from generation.toyworld.platform import random_platform_caption
 from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.toyworld.world import (
@@ -207,12 +208,6 @@ def _random_clip(rng: random.Random, *, seed: int) -> np.ndarray:
                        colour_rgb=fg, background_rgb=bg)
 
 
-def _to_pixels(clips: list[np.ndarray]) -> torch.Tensor:
-    """uint8 (F, H, W, 3) clips -> float (B, 3, F, H, W) in [-1, 1], as the pipeline's VAE sees video."""
-    video = torch.from_numpy(np.stack(clips)).float().div(127.5).sub(1.0)
-    return video.permute(0, 4, 1, 2, 3).contiguous()
-
-
 def _train_vae(recipe: Recipe, dev: torch.device):
     from diffusers import AutoencoderKLWan
 
@@ -238,8 +233,8 @@ def _train_vae(recipe: Recipe, dev: torch.device):
     rng = random.Random(f"vae:{recipe.seed}")
     bar = tqdm(range(recipe.vae_steps), desc="VAE", unit="step", mininterval=2.0)
     for step in bar:
-        pixels = _to_pixels([_random_clip(rng, seed=step * recipe.vae_batch + i)
-                             for i in range(recipe.vae_batch)]).to(dev)
+        clips = np.stack([_random_clip(rng, seed=step * recipe.vae_batch + i) for i in range(recipe.vae_batch)])
+        pixels = frames_to_pixels(clips).to(dev)
         posterior = vae.encode(pixels).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
         # The shape covers about a tenth of the frame: weigh its pixels up, or the codec learns
@@ -267,9 +262,8 @@ def _vae_adherence(vae, dev: torch.device) -> dict[str, float]:
     scenes = heldout_scenes()
     right = dict.fromkeys(("foreground", "background", "direction"), 0)
     for i, scene in enumerate(scenes):
-        pixels = _to_pixels([render_clip(scene, seed=i, num_frames=NUM_FRAMES, width=WIDTH, height=HEIGHT)]).to(dev)
-        decoded = vae.decode(vae.encode(pixels).latent_dist.mean).sample[0].float().cpu()
-        frames = decoded.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 3, 0).numpy()
+        pixels = frames_to_pixels(render_clip(scene, seed=i, num_frames=NUM_FRAMES, width=WIDTH, height=HEIGHT)[None]).to(dev)
+        frames = pixels_to_frames(vae.decode(vae.encode(pixels).latent_dist.mean).sample[0])
         for key, ok in score_clip(frames, scene).items():
             right[key] += ok
     return {key: round(value / len(scenes), 3) for key, value in right.items()}
@@ -284,9 +278,9 @@ def _encode_dataset(vae, scenes: list[Scene], recipe: Recipe, dev: torch.device)
     mus, sds = [], []
     for start in tqdm(range(0, len(jobs), 32), desc="encode", unit="batch", mininterval=2.0):
         batch = jobs[start:start + 32]
-        pixels = _to_pixels([render_clip(scenes[i], seed=1000 * k + i, num_frames=NUM_FRAMES, width=WIDTH,
-                                         height=HEIGHT, window=clip_window(k, recipe.continuation_share))
-                             for i, k in batch]).to(dev)
+        clips = np.stack([render_clip(scenes[i], seed=1000 * k + i, num_frames=NUM_FRAMES, width=WIDTH, height=HEIGHT,
+                                      window=clip_window(k, recipe.continuation_share)) for i, k in batch])
+        pixels = frames_to_pixels(clips).to(dev)
         posterior = vae.encode(pixels).latent_dist
         mus.append(posterior.mean.float().cpu())
         sds.append(posterior.std.float().cpu())

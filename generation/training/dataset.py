@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from generation.editing import cover_crop
+from generation.pixels import frames_to_pixels
 from generation.training.schema import TrainingSample
 
 
@@ -56,7 +58,7 @@ def load_pixels(*, sample: TrainingSample, num_frames: int, width: int, height: 
     against 70% as still clips, same LoRA budget).
     """
     video, _ = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
-    return _to_pixels(video)
+    return frames_to_pixels(video)
 
 
 def product_matte(video: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray | None:
@@ -100,7 +102,7 @@ def encode_samples(
     encoded = []
     for sample in samples:
         video, alpha = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
-        mean, std = encode_video(_to_pixels(video))
+        mean, std = encode_video(frames_to_pixels(video))
         if sample.caption not in embeds:
             embeds[sample.caption] = encode_text(sample.caption)
         weight = None
@@ -134,7 +136,7 @@ def _load_video(*, sample: TrainingSample, num_frames: int, width: int, height: 
         raise FileNotFoundError(f"Training sample {sample.path} does not exist.")
     alpha = None
     if sample.kind == "image":
-        image = _fit(_open_image(sample.path), width=width, height=height)
+        image = cover_crop(_open_image(sample.path), width=width, height=height, resample=Image.Resampling.BICUBIC)
         rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
         frames = [rgb] * num_frames
         if image.mode == "RGBA":
@@ -143,11 +145,6 @@ def _load_video(*, sample: TrainingSample, num_frames: int, width: int, height: 
         frames = [np.asarray(f, dtype=np.uint8) for f in
                   _read_clip(sample.path, num_frames=num_frames, fps=fps, width=width, height=height)]
     return np.stack(frames), alpha
-
-
-def _to_pixels(video: np.ndarray) -> torch.Tensor:
-    """uint8 (F, H, W, 3) -> float (3, F, H, W) in [-1, 1]."""
-    return torch.from_numpy(video).float().div(127.5).sub(1.0).permute(3, 0, 1, 2).contiguous()
 
 
 def _open_image(path: Path) -> Image.Image:
@@ -160,15 +157,6 @@ def _open_image(path: Path) -> Image.Image:
             return image.convert("RGBA" if transparent else "RGB")
     except OSError as exc:
         raise ValueError(f"Training sample {path} is not a readable image: {exc}") from exc
-
-
-def _fit(image: Image.Image, *, width: int, height: int) -> Image.Image:
-    """Scale to cover width x height, then centre-crop: no padding bars, no distortion."""
-    scale = max(width / image.width, height / image.height)
-    size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
-    image = image.resize(size, Image.Resampling.BICUBIC)
-    left, top = (image.width - width) // 2, (image.height - height) // 2
-    return image.crop((left, top, left + width, top + height))
 
 
 def _read_clip(path: Path, *, num_frames: int, fps: int, width: int, height: int) -> list[Image.Image]:
@@ -192,7 +180,8 @@ def _read_clip(path: Path, *, num_frames: int, fps: int, width: int, height: int
     kept: list[Image.Image] = []
     with contextlib.closing(iio.imiter(path, plugin="FFMPEG")) as frames:
         for index, frame in enumerate(frames):
-            kept.append(_fit(Image.fromarray(frame).convert("RGB"), width=width, height=height))
+            kept.append(cover_crop(Image.fromarray(frame).convert("RGB"), width=width, height=height,
+                                   resample=Image.Resampling.BICUBIC))
             if index / source_fps >= window_end:
                 break
     if not kept:

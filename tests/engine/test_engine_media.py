@@ -71,3 +71,18 @@ def test_bad_input_fails_loudly(frames, path: str, message: str, tmp_path: Path)
 def test_probe_missing_file(tmp_path: Path):
     with pytest.raises(FileNotFoundError):
         probe_video(tmp_path / "missing.mp4")
+
+
+def test_vae_pixels_put_channels_before_frames_in_minus_one_to_one_and_round_trip():
+    from generation.pixels import frames_to_pixels, pixels_to_frames
+
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 256, size=(2, 5, 6, 7, 3), dtype=np.uint8)  # (B, F, H, W, 3)
+    pixels = frames_to_pixels(clips)
+    assert pixels.shape == (2, 3, 5, 6, 7) and pixels.dtype.is_floating_point
+    assert float(pixels.min()) >= -1.0 and float(pixels.max()) <= 1.0
+    # Channel c of frame f at (y, x) is the frame's pixel, scaled: not a transposed or mixed-up axis.
+    assert float(pixels[1, 2, 3, 4, 5]) == pytest.approx(clips[1, 3, 4, 5, 2] / 127.5 - 1.0)
+    assert frames_to_pixels(clips[0]).shape == (3, 5, 6, 7)  # one clip, no batch axis
+    np.testing.assert_array_equal(pixels_to_frames(pixels), clips)
+    np.testing.assert_array_equal(pixels_to_frames(pixels * 3.0)[pixels_to_frames(pixels) > 200], 255)  # clamped
