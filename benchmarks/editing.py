@@ -17,7 +17,8 @@ ground truth:
   `extend_seam`: the share whose displacement across the seam is at most 1.5x the clip's median
   per-frame displacement; `extend_direction`: the new frames move as the caption says.
 - loop: `loop_seam`: the share whose last-to-first frame difference is at most the clip's median
-  frame-to-frame difference.
+  frame-to-frame difference, over all held-out scenes; printed apart for still scenes (a still clip
+  loops as it is, and `editing.loop` returns it unchanged) and moving ones (which need the bridge).
 - connect: the clip of a scene's centred path and the same path's continuation from its fifth
   frame (two shots of one move with a gap between them); `connect_seam`: both seams of
   clip + bridge + other pass the extend test.
@@ -115,14 +116,17 @@ def main() -> None:
           f"{direction / len(moving):.0%}")
 
     # 4. Loop.
-    loops = 0
+    loops = {"still": [0, 0], "moving": [0, 0]}  # seamless, clips
     for i, scene in enumerate(scenes[:args.clips]):
         clip = render_clip(scene, seed=i, num_frames=FRAMES, **SIZE)
         [out] = editing.loop(engine, clip=clip, prompt=scene.caption(), seeds=[i], **call)
         diffs = [_frame_diff(a, b) for a, b in zip(out.frames[:-1], out.frames[1:])]
-        loops += _frame_diff(out.frames[-1], out.frames[0]) <= np.median(diffs) + 1e-9
-    figures["loop_seam"] = loops / args.clips
-    print(f"loop ({args.clips} clips): seamless {figures['loop_seam']:.0%}")
+        tally = loops["still" if scene.direction == "still" else "moving"]
+        tally[0] += _frame_diff(out.frames[-1], out.frames[0]) <= np.median(diffs) + 1e-9
+        tally[1] += 1
+    figures["loop_seam"] = (loops["still"][0] + loops["moving"][0]) / args.clips
+    print(f"loop ({args.clips} clips): seamless {figures['loop_seam']:.0%} (still clips {loops['still'][0]} of "
+          f"{loops['still'][1]}, moving {loops['moving'][0]} of {loops['moving'][1]})")
 
     # 5. Connect: a scene's centred clip to the same path's continuation from its fifth frame.
     connects = 0

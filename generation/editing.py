@@ -98,6 +98,7 @@ def validate_keep_box(box: object) -> tuple[float, float, float, float]:
 # (F, H, W, 3); the output keeps the input clip's size.
 
 PATH = "latent_blend"
+ALREADY_SEAMLESS = "already_seamless"  # a loop of a clip that loops as it is: nothing generated
 # Re-scene holds the box's latents for this share of the steps, then lets the model repaint the
 # box's old background around the product, whose own pixels are pasted back (ML-NOTES: holding
 # until step 10-15 of 20 keeps the product and loses the old background).
@@ -109,6 +110,9 @@ MATTE_DELTA_E = 25.0
 # a clip led into holds its first 4 frames (one whole latent frame at the window's end).
 FORWARD_CONTEXT = 5
 BACKWARD_CONTEXT = 4
+# New frames of a bridge: a connection's, and the fewest of a loop's (which takes as many as the clip has steps).
+CONNECT_NEW = 4
+LOOP_LEAST_NEW = 4
 
 
 def image_to_video(engine, *, image: np.ndarray, prompt: str, negative_prompt: str, seeds: list[int],
@@ -197,17 +201,37 @@ def extend(engine, *, clip: np.ndarray, frames: int, direction: str, prompt: str
 
 def loop(engine, *, clip: np.ndarray, prompt: str, negative_prompt: str, seeds: list[int], steps: int,
          guidance: float, lora=None, on_step=None) -> list[EditOutput]:
-    """The clip reworked so that its last frame flows into its first: the clip, then a bridge
-    from its end back to its start (the bridge's own end frame is the clip's first, left out)."""
+    """The clip reworked so that its last frame flows into its first.
+
+    A clip that loops already (its last-to-first change no larger than its median frame-to-frame
+    change: a still shot) comes back as it is, its `conditioning` saying so (`ALREADY_SEAMLESS`):
+    a bridge would only add frames that change. Any other gets a bridge from its end back to its
+    start with as many new frames as the clip has steps (the way back takes as long as the way
+    there), appended; the bridge's own end frame is the clip's first, left out."""
     clip = _check_clip(clip)
-    bridges = _bridge(engine, clip, clip, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, steps=steps,
-                      guidance=guidance, lora=lora, on_step=on_step)
+    if loops_seamlessly(clip):
+        if on_step is not None:
+            on_step(1, 1)
+        mask = np.ones(clip.shape[:3], np.float32)
+        return [EditOutput(frames=clip.copy(), mask=_mask_bytes(mask), conditioning=ALREADY_SEAMLESS) for _ in seeds]
+    room = engine.family.largest_frames() - FORWARD_CONTEXT - BACKWARD_CONTEXT
+    new = max(LOOP_LEAST_NEW, min(clip.shape[0] - 1, room))
+    bridges = _bridge(engine, clip, clip, new=new, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds,
+                      steps=steps, guidance=guidance, lora=lora, on_step=on_step)
     outputs = []
     for bridge in bridges:
         inner = bridge[1:-1]
         mask = np.concatenate([np.ones(clip.shape[:3], np.float32), np.zeros(inner.shape[:3], np.float32)])
         outputs.append(EditOutput(frames=np.concatenate([clip, inner]), mask=_mask_bytes(mask), conditioning=PATH))
     return outputs
+
+
+def loops_seamlessly(clip: np.ndarray) -> bool:
+    """Whether the clip's last-to-first change (mean absolute pixel difference) is at most its
+    median frame-to-frame change: played on repeat, the jump back reads as one more frame."""
+    frames = np.asarray(clip, dtype=np.int16)
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+    return float(np.abs(frames[-1] - frames[0]).mean()) <= float(np.median(steps)) + 1e-9
 
 
 def connect(engine, *, clip: np.ndarray, other: np.ndarray, prompt: str, negative_prompt: str, seeds: list[int],
@@ -218,7 +242,7 @@ def connect(engine, *, clip: np.ndarray, other: np.ndarray, prompt: str, negativ
     if clip.shape[1:] != other.shape[1:]:
         raise ValueError(f"clips to connect must have the same size; got {clip.shape[2]}x{clip.shape[1]} and "
                          f"{other.shape[2]}x{other.shape[1]}.")
-    bridges = _bridge(engine, clip, other, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, steps=steps,
+    bridges = _bridge(engine, clip, other, new=CONNECT_NEW, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, steps=steps,
                       guidance=guidance, lora=lora, on_step=on_step)
     outputs = []
     for bridge in bridges:
@@ -328,11 +352,12 @@ def _extension_source(video: np.ndarray, length: int, context: int, forward: boo
     return np.concatenate([np.repeat(ctx[:1], length - context, axis=0), ctx])
 
 
-def _bridge(engine, first: np.ndarray, second: np.ndarray, *, prompt, negative_prompt, seeds, steps, guidance, lora,
-            on_step) -> list[np.ndarray]:
+def _bridge(engine, first: np.ndarray, second: np.ndarray, *, new: int, prompt, negative_prompt, seeds, steps,
+            guidance, lora, on_step) -> list[np.ndarray]:
     """Frames from `first`'s last to `second`'s first: one window holding `first`'s last 5 frames
-    at its start and `second`'s first 4 at its end, the frames between generated."""
-    length = _window_length(engine, 0, FORWARD_CONTEXT + BACKWARD_CONTEXT + 4)
+    at its start and `second`'s first 4 at its end, at least `new` frames between them generated
+    (as many as the family's frame grid puts there)."""
+    length = _window_length(engine, 0, FORWARD_CONTEXT + BACKWARD_CONTEXT + new)
     middle = length - FORWARD_CONTEXT - BACKWARD_CONTEXT
     head, tail = first[-FORWARD_CONTEXT:], second[:BACKWARD_CONTEXT]
     filler = np.repeat(head[-1:], middle, axis=0)

@@ -62,6 +62,10 @@ class ModelFamily:
         """The first `count` frame counts this family accepts, for error messages."""
         return [self.frame_multiple * k + 1 for k in range(1, count + 1)]
 
+    def largest_frames(self) -> int:
+        """The longest frame count this family accepts."""
+        return (MAX_FRAMES - 1) // self.frame_multiple * self.frame_multiple + 1
+
     def validate(self, *, num_frames: int, width: int, height: int) -> dict[str, str]:
         """Field name -> message saying what is allowed; empty when the request is fine."""
         errors: dict[str, str] = {}
@@ -69,7 +73,7 @@ class ModelFamily:
         # 1. Frames: positive, bounded, and on the VAE's temporal grid.
         m = self.frame_multiple
         examples = ", ".join(str(n) for n in self.allowed_frames())
-        largest = (MAX_FRAMES - 1) // m * m + 1
+        largest = self.largest_frames()
         rule = f"num_frames must be {m}k+1 ({examples}, …, {largest}) for {self.name}"
         if not _is_int(num_frames):
             errors["num_frames"] = f"{rule}; got {num_frames!r}"

@@ -171,7 +171,7 @@ def clip_edit(*, clip: Clip, kind, keep_box=None, prompt=None, segment=None, fra
                        details={"status": clip.status})
     _refuse_archived(clip.campaign)
     # An extension or a bridge makes a longer clip than its parent: budget the longest output.
-    frames_out = clip.num_frames * (2 if edit["kind"] == "connect" else 1) + int(edit.get("frames") or 0)
+    frames_out = clip.num_frames * (2 if edit["kind"] in ("connect", "loop") else 1) + int(edit.get("frames") or 0)
     compute_budget_check(width=clip.width, height=clip.height, num_frames=frames_out, clips=variants,
                          batch=variants, steps=steps)
     return job_create(

@@ -99,11 +99,27 @@ def test_connect_bridges_one_clip_end_to_the_other_start(engine):
     assert len(out.frames) == 6  # first's last, four new frames, second's first
 
 
-def test_loop_appends_a_bridge_back_to_the_start(engine):
+def test_loop_appends_a_bridge_back_to_the_start_as_long_as_the_clip(engine):
     clip = _clip()
     [out] = editing.loop(engine, clip=clip, prompt=SCENE.caption(), seeds=[8], **CALL)
-    assert out.frames.shape == (13, 32, 32, 3)
+    assert out.frames.shape == (17, 32, 32, 3)  # the clip's 9 frames, then 8 back to its first
     np.testing.assert_array_equal(out.frames[:9], clip)
+    assert out.conditioning == editing.PATH
+    assert (out.mask[:9] == 255).all() and (out.mask[9:] == 0).all()
+
+
+def test_loop_of_a_clip_that_loops_already_returns_it_unchanged(engine, monkeypatch):
+    still = render_clip(Scene("square", "blue", "still", "yellow"), seed=3, num_frames=9, width=32, height=32)
+    monkeypatch.setattr(engine, "generate", lambda **kwargs: pytest.fail("a seamless clip needs no generation"))
+    seen = []
+    outs = editing.loop(engine, clip=still, prompt="a blue square standing still on a yellow background",
+                        seeds=[1, 2], on_step=lambda done, total: seen.append((done, total)), **CALL)
+    assert len(outs) == 2
+    for out in outs:
+        np.testing.assert_array_equal(out.frames, still)
+        assert out.conditioning == editing.ALREADY_SEAMLESS
+    assert seen == [(1, 1)]
+    assert editing.loops_seamlessly(still) and not editing.loops_seamlessly(_clip())
 
 
 def test_edits_report_progress_and_cancel(engine):
