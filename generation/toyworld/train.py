@@ -33,6 +33,11 @@ unchanged) on what the platform really asks of the model:
 - a text window of 96 tokens (the tokenizer's `model_max_length`, which the engine honours):
   a platform prompt is about 230 tokens of this small BPE, and everything that carries meaning
   (trigger, brief, setting and camera) comes in its first 93; what follows only dilutes it.
+
+`--text-lr RATE` (a recipe trial, in no stage) trains the text encoder beside the transformer at
+its own peak rate in the same one-cycle schedule (`TrainedText` encodes each step's captions)
+instead of keeping it frozen; measured in the README ("The camera, the text encoder and the
+brand LoRA").
 """
 
 from __future__ import annotations
@@ -104,6 +109,7 @@ class Recipe:
     platform_share: float = 0.0
     continuation_share: float = 0.0  # clips on the stretch before or after the centred path
     text_window: int = WAN.max_sequence_length
+    text_lr: float = 0.0  # > 0: the text encoder trains beside the transformer at this peak rate; 0: frozen
 
 
 STAGES = {
@@ -127,7 +133,8 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path |
     torch.set_flush_denormal(True)
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
 
-    # 1. Text side: the shipped tokenizer and frozen random text encoder (or the earlier stage's).
+    # 1. Text side: the shipped tokenizer and random text encoder (or the earlier stage's); frozen
+    #    unless the recipe trains it (`text_lr`).
     start = WanPipeline.from_pretrained(start_from) if start_from else None
     pipe = start or _text_side(recipe)
     pipe.tokenizer.model_max_length = recipe.text_window
@@ -163,11 +170,13 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path |
     captions = [s.caption() for s in scenes]
     if recipe.platform_share > 0:
         captions += _platform_captions(scenes, scene_index, recipe)
-    embeds = _encode_captions(pipe, captions + [""], recipe, dev)
-    empty = embeds[-1:]
+    if recipe.text_lr > 0:
+        text = TrainedText(text_encoder, *_tokenize(pipe, captions + [""], recipe))
+    else:
+        text = FrozenText(_encode_captions(pipe, captions + [""], recipe, dev))
 
-    # 4. Transformer.
-    transformer = _train_transformer(recipe, mu, sd, scene_index, embeds[:-1], empty, dev, toy_count=len(scenes),
+    # 4. Transformer (and, when the recipe says so, the text encoder with it).
+    transformer = _train_transformer(recipe, mu, sd, scene_index, text, dev, toy_count=len(scenes),
                                      init=start.transformer if start is not None else None)
 
     # 5. Save.
@@ -294,6 +303,15 @@ def _platform_captions(scenes: list[Scene], scene_index: torch.Tensor, recipe: R
             for i in scene_index.tolist()]
 
 
+def _tokenize(pipe, captions: list[str], recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention masks of the captions, exactly as the pipeline's `encode_prompt` makes them."""
+    from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+
+    tokens = pipe.tokenizer([prompt_clean(c) for c in captions], padding="max_length", max_length=recipe.text_window,
+                            truncation=True, add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    return tokens.input_ids, tokens.attention_mask
+
+
 @torch.no_grad()
 def _encode_captions(pipe, captions: list[str], recipe: Recipe, dev: torch.device) -> torch.Tensor:
     # The pipeline's own encoding at the engine's max_sequence_length: the transformer must see
@@ -309,30 +327,34 @@ def _encode_captions(pipe, captions: list[str], recipe: Recipe, dev: torch.devic
 # --- 4. Transformer -------------------------------------------------------------------------
 
 
-def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: torch.device, *, toy_count: int,
-                       init=None):
+def _train_transformer(recipe: Recipe, mu, sd, scene_index, text, dev: torch.device, *, toy_count: int, init=None):
     """A transformer (`init`, or a new one) trained for `dit_steps` of one one-cycle schedule peaking at `dit_lr`.
 
-    `embeds` holds the toy captions (the first `toy_count`, by scene) and then, when the recipe
-    has them, one platform prompt per clip."""
+    `text` (`FrozenText` or `TrainedText`) gives the captions' embeddings by index: the toy
+    captions (the first `toy_count`, by scene), then, when the recipe has them, one platform
+    prompt per clip, then the empty caption."""
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(recipe.seed + 2)
     transformer = init if init is not None else WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=recipe.dit_dim_heads, attention_head_dim=recipe.dit_head_dim,
-        in_channels=recipe.z_dim, out_channels=recipe.z_dim, text_dim=embeds.shape[-1], freq_dim=64,
+        in_channels=recipe.z_dim, out_channels=recipe.z_dim, text_dim=text.dim, freq_dim=64,
         ffn_dim=recipe.dit_ffn, num_layers=recipe.dit_layers, qk_norm="rms_norm_across_heads",
         rope_max_seq_len=1024,
     )
     transformer = transformer.to(dev).train().requires_grad_(True)
     steps = recipe.dit_steps
-    optimizer = torch.optim.AdamW(transformer.parameters(), lr=recipe.dit_lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.dit_lr, total_steps=steps,
+    groups = [{"params": list(transformer.parameters()), "lr": recipe.dit_lr}]
+    if text.parameters():
+        groups.append({"params": text.parameters(), "lr": recipe.text_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups], total_steps=steps,
                                                    pct_start=0.05)
     generator = torch.Generator().manual_seed(recipe.seed + 3)
-    embeds, empty, restore = _collapse_padding(transformer, embeds, empty)
-    mu, sd, embeds, empty = mu.to(dev), sd.to(dev), embeds.to(dev), empty.to(dev)
+    restore = text.collapse_padding(transformer, dev)
+    mu, sd = mu.to(dev), sd.to(dev)
     scene_index = scene_index.to(dev)
+    trained = [p for g in groups for p in g["params"]]
     bar = tqdm(range(steps), desc="transformer", unit="step", mininterval=2.0)
     ema = None
     for step in bar:
@@ -353,14 +375,13 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
         if recipe.platform_share > 0:
             platform = (torch.rand((b,), generator=generator) < recipe.platform_share).to(dev)
             text_index = torch.where(platform, toy_count + pick, text_index)
-        text = embeds[text_index]
         drop = (torch.rand((b,), generator=generator) < recipe.caption_dropout).to(dev)
-        text = torch.where(drop.view(b, 1, 1), empty.expand_as(text), text)
+        text_index = torch.where(drop, text.empty_index, text_index)
         prediction = transformer(hidden_states=noisy, timestep=sigma * NUM_TRAIN_TIMESTEPS,
-                                 encoder_hidden_states=text, return_dict=False)[0]
+                                 encoder_hidden_states=text(text_index), return_dict=False)[0]
         loss = flow_loss(prediction, target)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
@@ -371,23 +392,76 @@ def _train_transformer(recipe: Recipe, mu, sd, scene_index, embeds, empty, dev: 
     return transformer.eval().requires_grad_(False)
 
 
-def _collapse_padding(transformer, embeds: torch.Tensor, empty: torch.Tensor):
-    """Train on the real tokens plus one padding token that stands for all of them, exactly.
+class FrozenText:
+    """Caption embeddings computed once by the frozen encoder, (N, window, dim) with the empty caption last."""
 
-    The pipeline pads every caption with zero vectors to 512 tokens; identical keys and values
-    attend like one of them whose attention logit is raised by log(count). Cross-attention over
-    512 positions costs most of a training step, so attend over `used + 1` positions instead,
-    with that bias: the same function, a fraction of the work. Returns the shortened embeddings
-    and a function that puts the stock attention back.
+    def __init__(self, embeds: torch.Tensor):
+        self.embeds, self.empty_index, self.dim = embeds, len(embeds) - 1, embeds.shape[-1]
+
+    def parameters(self) -> list:
+        return []
+
+    def collapse_padding(self, transformer, dev: torch.device):
+        full = self.embeds.shape[1]
+        used = int((self.embeds.abs().sum(dim=(0, 2)) > 0).nonzero().max()) + 1
+        if used >= full:
+            # Some caption fills the whole text window: there is no shared padding to collapse.
+            self.embeds = self.embeds.to(dev)
+            return lambda: None
+        self.embeds = self.embeds[:, :used + 1].contiguous().to(dev)
+        return _collapse_padding(transformer, used=used, full=full)
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        return self.embeds[index]
+
+
+class TrainedText:
+    """Caption embeddings encoded at every step by a text encoder that trains beside the transformer,
+    zeroed past each caption's tokens as the pipeline's `encode_prompt` does."""
+
+    def __init__(self, encoder, ids: torch.Tensor, mask: torch.Tensor):
+        self.encoder, self.ids, self.mask = encoder, ids, mask
+        self.empty_index, self.dim = len(ids) - 1, encoder.config.d_model
+        self.pad = False
+
+    def parameters(self) -> list:
+        self.encoder.requires_grad_(True)
+        return list(self.encoder.parameters())
+
+    def collapse_padding(self, transformer, dev: torch.device):
+        full = self.ids.shape[1]
+        used = int(self.mask.sum(dim=1).max())
+        self.ids, self.mask = self.ids[:, :used].to(dev), self.mask[:, :used].to(dev)
+        if used >= full:
+            return lambda: self.encoder.requires_grad_(False)
+        self.pad = True
+        restore = _collapse_padding(transformer, used=used, full=full)
+
+        def done() -> None:
+            restore()
+            self.encoder.requires_grad_(False)
+        return done
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        mask = self.mask[index]
+        embeds = self.encoder(self.ids[index], mask).last_hidden_state * mask.unsqueeze(-1)
+        if self.pad:
+            embeds = torch.nn.functional.pad(embeds, (0, 0, 0, 1))
+        return embeds
+
+
+def _collapse_padding(transformer, *, used: int, full: int):
+    """Train on the `used` real token positions plus one padding token that stands for all the
+    others, exactly.
+
+    The pipeline pads every caption with zero vectors to the text window; identical keys and
+    values attend like one of them whose attention logit is raised by log(count). Cross-attention
+    over every padded position costs most of a training step, so attend over `used + 1` positions
+    instead, with that bias: the same function, a fraction of the work. Returns a function that
+    puts the stock attention back.
     """
     from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 
-    full = embeds.shape[1]
-    nonzero = (torch.cat([embeds, empty]).abs().sum(dim=(0, 2)) > 0).nonzero()
-    used = int(nonzero.max()) + 1
-    if used >= full:
-        # Some caption fills the whole text window: there is no shared padding to collapse.
-        return embeds, empty, lambda: None
     bias = torch.zeros(1, 1, 1, used + 1)
     bias[..., used] = float(np.log(full - used))
 
@@ -403,7 +477,7 @@ def _collapse_padding(transformer, embeds: torch.Tensor, empty: torch.Tensor):
         for block in transformer.blocks:
             block.attn2.set_processor(WanAttnProcessor())
 
-    return embeds[:, :used + 1].contiguous(), empty[:, :used + 1].contiguous(), restore
+    return restore
 
 
 # --- 5. Save --------------------------------------------------------------------------------
