@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lora-lr", type=float, default=TINY_LORA["learning_rate"])
     parser.add_argument("--lora-background-weight", type=float, default=DEFAULT_BACKGROUND_WEIGHT,
                         help="the trainer's masked loss: weight off the product (1.0: none)")
+    parser.add_argument("--lora-camera-wording", default=None,
+                        help="images also train as camera moves captioned in this wording (tiny, wan...)")
     parser.add_argument("--save-strips", type=Path, default=None, help="folder for PNG strips of some clips")
     parser.add_argument("--suites", default="toy,platform", help="which suites to run (toy, platform)")
     # The platform suite generates as the platform does: each campaign through the campaign plan
@@ -145,6 +147,7 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
     right = {"platform_setting": 0, "platform_camera": 0, "platform_brand_with_lora": 0,
              "platform_brand_without_lora": 0, "setting_without_lora": 0, "camera_without_lora": 0}
     clips = 0
+    by_camera: dict[str, list[int]] = {}  # preset -> [right with the LoRA, right without, clips]
     for b in range(PLATFORM_BRANDS):
         brand = toy_platform.random_brand(rng, "heldout")
         lora_path = _train_platform_lora(model_path, tmp / f"platform-{b}", brand, args)
@@ -171,6 +174,10 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
                     right["platform_brand_without_lora"] += p.foreground == BRAND_COLOUR
                     right["setting_without_lora"] += p.background == background
                     right["camera_without_lora"] += p.direction == direction
+                    tally = by_camera.setdefault(camera, [0, 0, 0])
+                    tally[0] += m.direction == direction
+                    tally[1] += p.direction == direction
+                    tally[2] += 1
                     clips += 1
                     if args.save_strips and k == 0 and s < 2:
                         _save_strip(clip, args.save_strips / f"platform-{b}{c}{s}.png", prompt, m)
@@ -182,6 +189,9 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
           f"brand colour {shares['platform_brand_with_lora']:.0%}; without the LoRA: brand colour "
           f"{shares['platform_brand_without_lora']:.0%}, setting {shares['setting_without_lora']:.0%}, "
           f"camera {shares['camera_without_lora']:.0%}")
+    print("camera by preset, right with / without the LoRA: " + ", ".join(
+        f"{key} ({toy_platform.CAMERA_DIRECTION[key]}) {with_}/{without}/{total}"
+        for key, (with_, without, total) in by_camera.items()))
     return {key: shares[key] for key in ("platform_setting", "platform_camera", "platform_brand_with_lora",
                                          "platform_brand_without_lora")}
 
@@ -228,8 +238,11 @@ def _train_platform_lora(model_path: Path, folder: Path, brand, args) -> Path:
             Image.fromarray(frames[0]).save(path)
         # What the marketer (or an auto-captioner) writes about the asset: the scene, not the brand's
         # colour, which is what the trigger token is to learn.
-        caption = asset_caption(trigger_token=brand.trigger_token, caption=f"a {scene.shape} {scene.motion_words} on a "
-                                f"{background} background", style_notes=brand.style_notes, brand_name=brand.name)
+        # With camera moves (--lora-camera-wording) the trainer words each image's motion itself.
+        moved = args.lora_camera_wording and not clip_asset
+        what = f"a {scene.shape}" if moved else f"a {scene.shape} {scene.motion_words}"
+        caption = asset_caption(trigger_token=brand.trigger_token, caption=f"{what} on a {background} background",
+                                style_notes=brand.style_notes, brand_name=brand.name)
         samples.append(TrainingSample(path=path, kind="clip" if clip_asset else "image", caption=caption))
     return _train(model_path, samples, folder / "lora", args,
                   label=f"platform brand {brand.name} ({brand.trigger_token}): {len(samples)} assets")
@@ -260,7 +273,7 @@ def _train(model_path: Path, samples: list, output_dir: Path, args, *, label: st
 
     result = train_lora(model_path=model_path, samples=samples, output_dir=output_dir, steps=args.lora_steps,
                         rank=args.lora_rank, learning_rate=args.lora_lr, seed=0, checkpoint_every=0,
-                        background_weight=args.lora_background_weight,
+                        background_weight=args.lora_background_weight, camera_wording=args.lora_camera_wording,
                         num_frames=REQUEST["num_frames"], width=REQUEST["width"], height=REQUEST["height"])
     first, last = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
     print(f"{label}, loss {first:.3f} -> {last:.3f}")

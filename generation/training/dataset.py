@@ -12,13 +12,21 @@ assets' backdrops whatever setting the segment asks for. So each sample gets a l
 latent grid: 1 where the product is, `background_weight` elsewhere. The product is the image's
 alpha where it has one, else what differs in colour from the frame's border (a product shot on a
 plain backdrop); a sample where neither separates a product is weighted alike everywhere.
+
+Camera moves for images (`image_moves`): a still clip teaches stillness as much as the product, and
+an adapter trained on product photos as still clips stops the motion of the clips it makes. So an
+image can also train as clips of a synthetic camera move, each captioned with the words the model
+reads for that move (the campaign camera presets' own wording): the image scaled up by
+`MOVE_TRAVEL` and the frame sliding across it, so the content travels that share of the frame,
+and the still clip captioned as a static shot. The motion then belongs to the words, and the
+trigger to the product.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +51,14 @@ class EncodedSample:
     # (1, 1, F', H', W') loss weight on the latent grid (masked loss), or None: every latent alike.
     loss_weight: torch.Tensor | None = None
 
+
+# Camera preset -> where the content of an image travels on screen over a clip (x, y; +1 right or
+# down), when the image trains as that move (`image_moves`). A pan to the left slides the scene right.
+IMAGE_MOVES: dict[str, tuple[int, int]] = {
+    "static": (0, 0), "pan_left": (1, 0), "pan_right": (-1, 0), "rise": (0, 1), "descend": (0, -1),
+}
+# The share of the frame the content travels over a moved clip (the toy world's paths travel 35%).
+MOVE_TRAVEL = 0.35
 
 # A product matte is believed when it covers this share of the frame: less is noise, more is a
 # photo whose border is not a backdrop.
@@ -95,22 +111,67 @@ def encode_samples(
     encode_video: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     encode_text: Callable[[str], torch.Tensor],
     background_weight: float = 1.0,
+    image_moves: Mapping[str, str] | None = None,
 ) -> list[EncodedSample]:
     """Encode every sample once: `encode_video` maps pixels to (mean, std), `encode_text` a caption.
-    `background_weight` < 1 gives each sample a masked loss (see the module's docstring)."""
+    `background_weight` < 1 gives each sample a masked loss (see the module's docstring).
+    `image_moves` (preset key of `IMAGE_MOVES` -> the words for it) makes every image one sample per
+    move, captioned "caption, words"; without it an image is one still clip."""
     embeds: dict[str, torch.Tensor] = {}  # captions repeat (one trigger phrase per brand)
     encoded = []
     for sample in samples:
-        video, alpha = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
-        mean, std = encode_video(frames_to_pixels(video))
-        if sample.caption not in embeds:
-            embeds[sample.caption] = encode_text(sample.caption)
-        weight = None
-        if background_weight < 1.0:
-            weight = latent_weight(product_matte(video, alpha), mean.shape, background_weight)
-        encoded.append(EncodedSample(latent_mean=mean, latent_std=std, prompt_embeds=embeds[sample.caption],
-                                     loss_weight=None if weight is None else weight.to(mean.device)))
+        for video, alpha, caption in _variants(sample, num_frames=num_frames, width=width, height=height, fps=fps,
+                                               image_moves=image_moves):
+            mean, std = encode_video(frames_to_pixels(video))
+            if caption not in embeds:
+                embeds[caption] = encode_text(caption)
+            weight = None
+            if background_weight < 1.0:
+                weight = latent_weight(product_matte(video, alpha), mean.shape, background_weight)
+            encoded.append(EncodedSample(latent_mean=mean, latent_std=std, prompt_embeds=embeds[caption],
+                                         loss_weight=None if weight is None else weight.to(mean.device)))
     return encoded
+
+
+def _variants(sample: TrainingSample, *, num_frames: int, width: int, height: int, fps: int,
+              image_moves: Mapping[str, str] | None):
+    """(frames, alpha, caption) of each clip a sample trains as: itself, or an image's camera moves."""
+    if sample.kind != "image" or not image_moves:
+        video, alpha = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
+        yield video, alpha, sample.caption
+        return
+    if not sample.path.is_file():
+        raise FileNotFoundError(f"Training sample {sample.path} does not exist.")
+    image = _open_image(sample.path)
+    for key, words in image_moves.items():
+        if key not in IMAGE_MOVES:
+            raise ValueError(f"unknown image move {key!r}; known: {', '.join(IMAGE_MOVES)}.")
+        frames = camera_move(image, velocity=IMAGE_MOVES[key], num_frames=num_frames, width=width, height=height)
+        alpha = (frames[..., 3] >= 128).astype(np.float32) if frames.shape[-1] == 4 else None
+        yield np.ascontiguousarray(frames[..., :3]), alpha, f"{sample.caption}, {words}"
+
+
+def camera_move(image: Image.Image, *, velocity: tuple[int, int], num_frames: int, width: int,
+                height: int) -> np.ndarray:
+    """uint8 (F, H, W, C) frames of a camera move over the image: still (0, 0) as the image covers the
+    frame; else the image scaled to cover (1 + MOVE_TRAVEL) times the frame, the frame sliding across
+    it so the content travels MOVE_TRAVEL of the frame the way `velocity` says (sub-pixel, bicubic)."""
+    if velocity == (0, 0):
+        still = np.asarray(cover_crop(image, width=width, height=height, resample=Image.Resampling.BICUBIC))
+        return np.repeat(still[None], num_frames, axis=0)
+    big_w, big_h = round(width * (1 + MOVE_TRAVEL)), round(height * (1 + MOVE_TRAVEL))
+    big = cover_crop(image, width=big_w, height=big_h, resample=Image.Resampling.BICUBIC)
+    span_x, span_y = big_w - width, big_h - height
+    frames = []
+    for t in range(num_frames):
+        f = t / (num_frames - 1) if num_frames > 1 else 0.0
+        # The content moves +v on screen, so the frame's corner moves -v over the scaled image.
+        x = span_x * (0.5 if velocity[0] == 0 else (1 - f) if velocity[0] > 0 else f)
+        y = span_y * (0.5 if velocity[1] == 0 else (1 - f) if velocity[1] > 0 else f)
+        frame = big.transform((width, height), Image.Transform.AFFINE, (1, 0, x, 0, 1, y),
+                              resample=Image.Resampling.BICUBIC)
+        frames.append(np.asarray(frame))
+    return np.stack(frames)
 
 
 def dataset_fingerprint(samples: Sequence[TrainingSample]) -> str:

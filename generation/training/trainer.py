@@ -33,7 +33,7 @@ import torch
 
 from generation.atomic import staged_file, staged_folder
 from generation.families import ModelFamily, family_for_model_path, text_window
-from generation.training.dataset import EncodedSample, dataset_fingerprint, encode_samples
+from generation.training.dataset import IMAGE_MOVES, EncodedSample, dataset_fingerprint, encode_samples
 from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.training.schema import TrainingCancelled, TrainingResult, TrainingSample
 
@@ -66,6 +66,7 @@ TRAINABLE_FAMILIES = ("wan",)
 _RESUME_MUST_MATCH = (
     "family", "rank", "alpha", "learning_rate", "seed", "num_frames", "width", "height", "fps",
     "target_modules", "weight_decay", "max_grad_norm", "flow_shift", "dataset_fingerprint", "background_weight",
+    "camera_wording",
 )
 
 
@@ -98,6 +99,7 @@ def train_lora(
     width: int | None = None,
     height: int | None = None,
     background_weight: float = DEFAULT_BACKGROUND_WEIGHT,
+    camera_wording: str | None = None,
 ) -> TrainingResult:
     """Train a LoRA on `samples` and write it to `output_dir/pytorch_lora_weights.safetensors`.
 
@@ -106,6 +108,9 @@ def train_lora(
     each checkpoint (every `checkpoint_every` steps; 0 = never) is complete on disk.
     `resume_from` is such a checkpoint folder: the run continues after its step.
     `background_weight`: the loss weight off each asset's product (masked loss; 1.0: none).
+    `camera_wording`: whose camera words (`CameraPreset.wording`: a family's name, or "tiny") caption
+    the camera moves every image also trains as (`dataset.IMAGE_MOVES`); None: images train as
+    still clips only.
     """
     # 1. Check inputs and fix the run's parameters.
     model_path, output_dir = Path(model_path), Path(output_dir)
@@ -137,6 +142,7 @@ def train_lora(
         "weight_decay": WEIGHT_DECAY,
         "max_grad_norm": MAX_GRAD_NORM,
         "background_weight": float(background_weight),
+        "camera_wording": camera_wording,
         "samples": len(samples),
         "dataset_fingerprint": dataset_fingerprint(samples),
         "device": "cuda" if cuda else "cpu",
@@ -158,7 +164,7 @@ def train_lora(
     # 4. Dataset: latents and caption embeddings once, then the encoders leave memory.
     dataset = _prepare_dataset(models=models, family=family, samples=samples,
                                num_frames=num_frames, width=width, height=height,
-                               background_weight=background_weight)
+                               background_weight=background_weight, image_moves=camera_move_words(camera_wording))
     parameters["masked_samples"] = sum(sample.loss_weight is not None for sample in dataset)
     models.transformer.to(models.device)
 
@@ -269,9 +275,19 @@ def _prepare_trainable_parameters(
 # --- 4. Dataset -----------------------------------------------------------------------------
 
 
+def camera_move_words(camera_wording: str | None) -> dict[str, str] | None:
+    """Preset key -> the words `camera_wording`'s prompts carry for it, for every move an image trains as."""
+    if camera_wording is None:
+        return None
+    from generation.personalization import CAMERA_PRESETS
+
+    words = {preset.key: preset.words_for(camera_wording) for preset in CAMERA_PRESETS}
+    return {key: words[key] for key in IMAGE_MOVES}
+
+
 def _prepare_dataset(
     *, models: _Models, family: ModelFamily, samples: Sequence[TrainingSample], num_frames: int, width: int,
-    height: int, background_weight: float,
+    height: int, background_weight: float, image_moves: dict[str, str] | None,
 ) -> list[EncodedSample]:
     pipe, device = models.pipe, models.device
     vae = pipe.vae.to(device)
@@ -296,7 +312,7 @@ def _prepare_dataset(
     with torch.no_grad():
         dataset = encode_samples(samples=samples, num_frames=num_frames, width=width, height=height,
                                  fps=family.default_fps, encode_video=encode_video, encode_text=encode_text,
-                                 background_weight=background_weight)
+                                 background_weight=background_weight, image_moves=image_moves)
     # The text encoder is the largest frozen part (UMT5-XXL: about 11 GB in bf16): free it now.
     models.pipe = None
     del pipe, vae

@@ -272,3 +272,43 @@ def test_the_trainer_masks_what_it_can_and_records_it(random_model_path, product
                        background_weight=1.0, **SMALL)
     assert masked.parameters["masked_samples"] == 2 and plain.parameters["masked_samples"] == 0
     assert all(a != b for a, b in zip(masked.losses, plain.losses))
+
+
+def test_an_image_trains_as_camera_moves_each_worded_for_the_model(samples):
+    from generation.training.dataset import IMAGE_MOVES, MOVE_TRAVEL, camera_move, encode_samples
+    from generation.training.trainer import camera_move_words
+    from PIL import Image
+
+    # A dark square in the middle of a light image: where it goes is the move.
+    picture = np.full((64, 64, 3), 230, dtype=np.uint8)
+    picture[26:38, 26:38] = 20
+    image = Image.fromarray(picture)
+    for key, (vx, vy) in IMAGE_MOVES.items():
+        frames = camera_move(image, velocity=(vx, vy), **SMALL)
+        assert frames.shape == (9, 32, 32, 3)
+        ys, xs = np.nonzero(frames[0, ..., 0] < 128)
+        ye, xe = np.nonzero(frames[-1, ..., 0] < 128)
+        travel = np.array([xe.mean() - xs.mean(), ye.mean() - ys.mean()])
+        np.testing.assert_allclose(travel, np.array([vx, vy]) * MOVE_TRAVEL * 32, atol=0.6)
+
+    words = camera_move_words("tiny")
+    assert words == {"static": "standing still", "pan_left": "moving right", "pan_right": "moving left",
+                     "rise": "moving down", "descend": "moving up"}
+    assert camera_move_words("wan")["pan_left"] == "the camera pans slowly to the left"
+    assert camera_move_words(None) is None
+
+    captions: list[str] = []
+    encoded = encode_samples(samples=samples, fps=8, encode_video=lambda pixels: (pixels[None], pixels[None]),
+                             encode_text=lambda caption: captions.append(caption) or torch.zeros(1), image_moves=words,
+                             **SMALL)
+    images = sum(sample.kind == "image" for sample in samples)
+    assert len(encoded) == images * len(IMAGE_MOVES) + (len(samples) - images)
+    assert "sks brand, colour 1, moving right" in captions and "sks brand, colour 1, standing still" in captions
+    assert "sks brand, red fade" in captions  # a clip keeps its own motion and caption
+
+
+def test_the_trainer_records_the_camera_wording_it_moved_images_in(random_model_path, samples, tmp_path):
+    result = train_lora(model_path=random_model_path, samples=samples, output_dir=tmp_path, steps=2,
+                        camera_wording="tiny", **SMALL)
+    assert result.parameters["camera_wording"] == "tiny"
+    assert all(np.isfinite(result.losses))
