@@ -230,3 +230,28 @@ def test_a_failed_generation_says_why_and_releases_the_campaign(worker, manage_c
     assert "no-such-model" in job.error and "local folder" in job.error
     assert Campaign.objects.get(pk=campaign_id).status == Campaign.Status.DRAFT
     assert manage_client.get(f"/api/v1/jobs/{job.pk}").json()["status"] == "failed"
+
+
+def test_a_worker_never_takes_another_databases_cached_lora_for_this_one():
+    """The work folder outlives a database (make demo after its SQLite file was deleted): the next
+    database's adapter of the same id and version is another adapter, with other weights."""
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from campaigns.services.generation import lora_local_file
+
+    lora = factories.LoraAdapterFactory()
+    name = f"org-{lora.organization_id}/brands/{lora.brand_id}/loras/v{lora.version}/weights.safetensors"
+    lora.file.name = default_storage.save(name, ContentFile(b"first database's weights"))
+    lora.save()
+    assert lora_local_file(lora).read_bytes() == b"first database's weights"
+    assert lora_local_file(lora).read_bytes() == b"first database's weights"  # cached: fetched once
+
+    # The same id and version, stored under the same name, in a database made later.
+    default_storage.delete(lora.file.name)
+    lora.file.name = default_storage.save(name, ContentFile(b"second database's weights"))
+    lora.created_at += timedelta(minutes=5)
+    lora.save()
+    assert lora_local_file(lora).read_bytes() == b"second database's weights"

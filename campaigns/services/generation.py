@@ -89,8 +89,13 @@ def worker_engine():
 
 
 def lora_local_file(lora: LoraAdapter) -> Path:
-    """The adapter's file on this worker's disk, fetched from storage once."""
-    target = Path(settings.WORK_DIR) / "loras" / f"lora-{lora.pk}-v{lora.version}.safetensors"
+    """The adapter's file on this worker's disk, fetched from storage once.
+
+    The name carries the row's creation time as well as its id and version: a work folder outlives
+    a database (a demo's SQLite file deleted and made again, a test database), and the next
+    database's adapter 1 v1 is another adapter, which must not be served the old one's weights."""
+    created = lora.created_at.strftime("%Y%m%dT%H%M%S%f")
+    target = Path(settings.WORK_DIR) / "loras" / f"lora-{lora.pk}-v{lora.version}-{created}.safetensors"
     if not target.exists():
         storage_fetch(lora.file.name, target)
     return target
