@@ -242,8 +242,8 @@ def connect(engine, *, clip: np.ndarray, other: np.ndarray, prompt: str, negativ
     if clip.shape[1:] != other.shape[1:]:
         raise ValueError(f"clips to connect must have the same size; got {clip.shape[2]}x{clip.shape[1]} and "
                          f"{other.shape[2]}x{other.shape[1]}.")
-    bridges = _bridge(engine, clip, other, new=CONNECT_NEW, prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, steps=steps,
-                      guidance=guidance, lora=lora, on_step=on_step)
+    bridges = _bridge(engine, clip, other, new=CONNECT_NEW, prompt=prompt, negative_prompt=negative_prompt,
+                      seeds=seeds, steps=steps, guidance=guidance, lora=lora, on_step=on_step)
     outputs = []
     for bridge in bridges:
         mask = np.zeros(bridge.shape[:3], np.float32)

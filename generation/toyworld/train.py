@@ -36,8 +36,7 @@ unchanged) on what the platform really asks of the model:
 
 `--text-lr RATE` (a recipe trial, in no stage) trains the text encoder beside the transformer at
 its own peak rate in the same one-cycle schedule (`TrainedText` encodes each step's captions)
-instead of keeping it frozen; measured in the README ("The camera, the text encoder and the
-brand LoRA").
+instead of keeping it frozen; measured in the README ("A text encoder that trains").
 """
 
 from __future__ import annotations
