@@ -140,15 +140,12 @@ def _variants(sample: TrainingSample, *, num_frames: int, width: int, height: in
         video, alpha = _load_video(sample=sample, num_frames=num_frames, width=width, height=height, fps=fps)
         yield video, alpha, sample.caption
         return
-    if not sample.path.is_file():
-        raise FileNotFoundError(f"Training sample {sample.path} does not exist.")
-    image = _open_image(sample.path)
+    image = _open_image(_existing(sample))
     for key, words in image_moves.items():
         if key not in IMAGE_MOVES:
             raise ValueError(f"unknown image move {key!r}; known: {', '.join(IMAGE_MOVES)}.")
         frames = camera_move(image, velocity=IMAGE_MOVES[key], num_frames=num_frames, width=width, height=height)
-        alpha = (frames[..., 3] >= 128).astype(np.float32) if frames.shape[-1] == 4 else None
-        yield np.ascontiguousarray(frames[..., :3]), alpha, f"{sample.caption}, {words}"
+        yield *_rgb_and_alpha(frames), f"{sample.caption}, {words}"
 
 
 def camera_move(image: Image.Image, *, velocity: tuple[int, int], num_frames: int, width: int,
@@ -193,19 +190,26 @@ def dataset_fingerprint(samples: Sequence[TrainingSample]) -> str:
 def _load_video(*, sample: TrainingSample, num_frames: int, width: int, height: int,
                 fps: int) -> tuple[np.ndarray, np.ndarray | None]:
     """uint8 frames (F, H, W, 3), and the image's alpha (F, H, W) in 0..1 where it has one."""
+    path = _existing(sample)
+    if sample.kind == "image":
+        still = camera_move(_open_image(path), velocity=(0, 0), num_frames=num_frames, width=width, height=height)
+        return _rgb_and_alpha(still)
+    frames = [np.asarray(f, dtype=np.uint8) for f in
+              _read_clip(path, num_frames=num_frames, fps=fps, width=width, height=height)]
+    return np.stack(frames), None
+
+
+def _existing(sample: TrainingSample) -> Path:
     if not sample.path.is_file():
         raise FileNotFoundError(f"Training sample {sample.path} does not exist.")
-    alpha = None
-    if sample.kind == "image":
-        image = cover_crop(_open_image(sample.path), width=width, height=height, resample=Image.Resampling.BICUBIC)
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        frames = [rgb] * num_frames
-        if image.mode == "RGBA":
-            alpha = np.repeat((np.asarray(image.getchannel("A")) >= 128)[None].astype(np.float32), num_frames, axis=0)
-    else:
-        frames = [np.asarray(f, dtype=np.uint8) for f in
-                  _read_clip(sample.path, num_frames=num_frames, fps=fps, width=width, height=height)]
-    return np.stack(frames), alpha
+    return sample.path
+
+
+def _rgb_and_alpha(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB frames, and the alpha (0..1, opaque from 128) of RGBA ones."""
+    if frames.shape[-1] != 4:
+        return frames, None
+    return np.ascontiguousarray(frames[..., :3]), (frames[..., 3] >= 128).astype(np.float32)
 
 
 def _open_image(path: Path) -> Image.Image:
