@@ -13,7 +13,8 @@ ground truth:
   re-scene against generating the same clip from scratch.
 - image-to-video: the first frame of a held-out moving scene, its caption as the prompt.
   `i2v_first_frame_psnr_db` (capped at 99: the frame is pasted back exactly), `i2v_direction`.
-- extend: held-out moving scenes, extended by 8 frames forward (half of them) or backward.
+- extend: held-out moving scenes (their paths cross the frame: the shape leaves it or enters),
+  extended by 8 frames forward (half of them) or backward.
   `extend_seam`: the share whose displacement across the seam is at most 1.5x the clip's median
   per-frame displacement; `extend_direction`: the new frames move as the caption says.
 - loop: `loop_seam`: the share whose last-to-first frame difference is at most the clip's median
@@ -117,15 +118,21 @@ def main() -> None:
 
     # 4. Loop.
     loops = {"still": [0, 0], "moving": [0, 0]}  # seamless, clips
+    jumps = []  # moving clips: last-to-first change over the median frame-to-frame change
     for i, scene in enumerate(scenes[:args.clips]):
         clip = render_clip(scene, seed=i, num_frames=FRAMES, **SIZE)
         [out] = editing.loop(engine, clip=clip, prompt=scene.caption(), seeds=[i], **call)
         tally = loops["still" if scene.direction == "still" else "moving"]
         tally[0] += editing.loops_seamlessly(out.frames)
         tally[1] += 1
+        if scene.direction != "still":
+            frames = out.frames.astype(np.int16)
+            usual = np.median(np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3)))
+            jumps.append(float(np.abs(frames[-1] - frames[0]).mean() / usual))
     figures["loop_seam"] = (loops["still"][0] + loops["moving"][0]) / args.clips
     print(f"loop ({args.clips} clips): seamless {figures['loop_seam']:.0%} (still clips {loops['still'][0]} of "
-          f"{loops['still'][1]}, moving {loops['moving'][0]} of {loops['moving'][1]})")
+          f"{loops['still'][1]}, moving {loops['moving'][0]} of {loops['moving'][1]}; a moving loop's jump back is "
+          f"{np.median(jumps):.2f}x its median frame-to-frame change, median of {len(jumps)})")
 
     # 5. Connect: a scene's centred clip to the same path's continuation from its fifth frame.
     connects = 0

@@ -389,7 +389,8 @@ class Clip(OrgOwned):
     edit = models.JSONField(default=dict, blank=True)
     mask = models.FileField(upload_to=clip_upload_to, max_length=300, blank=True)
     # Which engine path made it: "text" (plain text-to-video), "latent_blend" (known pixels held
-    # in the latents, then pasted back), or a native conditioned pipeline's class name.
+    # in the latents, then pasted back), "latent_blend_motion" (and new frames guided by the clip's
+    # own motion), "already_seamless", or a native conditioned pipeline's class name.
     conditioning = models.CharField(max_length=64, default="text")
     # What the campaign plan (generation/plan.py) did for this clip: shared prefix (its prompt, seed
     # and steps), step cache and threshold, guidance steps, micro-batch. Empty: one plain call.

@@ -29,6 +29,21 @@ class Condition:
     keep: np.ndarray  # float32 ([B,] F, H, W) in 0..1: where the source's latents are held
     paste: np.ndarray  # float32 ([B,] F, H, W) in 0..1: where the source's pixels are pasted back
     hold_fraction: float = 1.0  # share of the denoising steps during which `keep` is held
+    # Where the source holds a guess rather than known pixels (the clip carried on along its own
+    # motion: `motion_guide`): held, outside `keep`, for the first `guide_fraction` of the steps
+    # only, so that it sets the layout and the model draws the rest. Never pasted back.
+    guide: np.ndarray | None = None  # float32 ([B,] F, H, W) in 0..1
+    guide_fraction: float = 0.0
+    # The decoder does not give kept frames back exactly, and its error runs on into the generated
+    # frames beside them; pasting the kept pixels back would leave a step there. With a motion (x, y
+    # pixels a frame), the generated frames next to wholly pasted ones take on their residual
+    # (source - decoded), carried along that motion and fading over SEAM_FRAMES frames.
+    seam_motion: tuple[float, float] | None = None
+
+    def guides(self) -> np.ndarray | None:
+        if self.guide is None:
+            return None
+        return self.guide if self.guide.ndim == 4 else self.guide[None]
 
     def sources(self) -> np.ndarray:
         return self.source if self.source.ndim == 5 else self.source[None]
@@ -42,21 +57,48 @@ class Condition:
         if source.shape[1:] != (num_frames, height, width, 3) or source.dtype != np.uint8:
             raise ValueError(f"condition source must be uint8 ({num_frames}, {height}, {width}, 3); "
                              f"got {source.dtype} {source.shape[1:]}.")
-        for name, mask in (("keep", keep), ("paste", paste)):
+        guide = self.guides()
+        masks = (("keep", keep), ("paste", paste)) + ((("guide", guide),) if guide is not None else ())
+        for name, mask in masks:
             if mask.shape[1:] != (num_frames, height, width):
                 raise ValueError(f"condition {name} must be ({num_frames}, {height}, {width}); got {mask.shape[1:]}.")
-        for name, array in (("source", source), ("keep", keep), ("paste", paste)):
+        for name, array in (("source", source),) + masks:
             if array.shape[0] not in (1, batch):
                 raise ValueError(f"condition {name} has {array.shape[0]} items for {batch} seeds.")
         if not 0.0 < self.hold_fraction <= 1.0:
             raise ValueError(f"hold_fraction must be in (0, 1]; got {self.hold_fraction}.")
+        if not 0.0 <= self.guide_fraction <= 1.0:
+            raise ValueError(f"guide_fraction must be in [0, 1]; got {self.guide_fraction}.")
 
     def paste_into(self, clip: np.ndarray, index: int) -> np.ndarray:
         """The generated clip with the source's pixels put back where `paste` says, feathered by one pixel."""
         source = self.sources()[min(index, self.sources().shape[0] - 1)].astype(np.float32)
         paste = self.paste if self.paste.ndim == 4 else self.paste[None]
         alpha = feather(paste[min(index, paste.shape[0] - 1)])[..., None]
-        return np.rint(alpha * source + (1.0 - alpha) * clip.astype(np.float32)).astype(np.uint8)
+        decoded = clip.astype(np.float32)
+        out = alpha * source + (1.0 - alpha) * decoded
+        if self.seam_motion is not None:
+            out += _seam_residuals(source - decoded, alpha[..., 0], self.seam_motion)
+        return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
+
+
+def _seam_residuals(residual: np.ndarray, alpha: np.ndarray, motion: tuple[float, float]) -> np.ndarray:
+    """(F, H, W, 3) corrections for the frames that nothing is pasted into: the residual of the
+    nearest wholly pasted frame, moved along `motion` by their distance from it, weighted
+    1, 3/4, 1/2, 1/4 over the SEAM_FRAMES frames nearest it, and 0 beyond."""
+    whole = [t for t in range(alpha.shape[0]) if alpha[t].min() >= 1.0]
+    out = np.zeros_like(residual)
+    if not whole:
+        return out
+    for t in range(alpha.shape[0]):
+        if alpha[t].max() > 0.0:
+            continue
+        nearest = min(whole, key=lambda k: abs(k - t))
+        weight = 1.0 - (abs(nearest - t) - 1) / SEAM_FRAMES
+        if weight > 0.0:
+            shift = t - nearest
+            out[t] = weight * _shifted(residual[nearest], shift * motion[0], shift * motion[1])
+    return out
 
 
 def feather(mask: np.ndarray) -> np.ndarray:
@@ -113,6 +155,15 @@ BACKWARD_CONTEXT = 4
 # New frames of a bridge: a connection's, and the fewest of a loop's (which takes as many as the clip has steps).
 CONNECT_NEW = 4
 LOOP_LEAST_NEW = 4
+# The motion guide (`motion_guide`): an extension's new frames start as its edge frame carried on
+# along the clip's own measured motion, a bridge's as its two ends carried towards each other; the
+# guide is held for this share of the steps, which sets where things go, and the model draws the
+# rest. An extension whose edge moves under MOTION_LEAST pixels a frame gets no guide: the model
+# alone continues it, as without one.
+MOTION_GUIDE_FRACTION = 0.75
+MOTION_LEAST = 0.25
+MOTION_PATH = "latent_blend_motion"
+SEAM_FRAMES = 4
 
 
 def image_to_video(engine, *, image: np.ndarray, prompt: str, negative_prompt: str, seeds: list[int],
@@ -175,15 +226,21 @@ def extend(engine, *, clip: np.ndarray, frames: int, direction: str, prompt: str
     windows = -(-frames // gain)
     videos = [clip] * len(seeds)
     kept = [np.ones(clip.shape[:3], dtype=np.float32)] * len(seeds)
+    # The clip's own motion at the edge it is extended from carries every window's guide: later
+    # windows start from generated frames, whose shape may be half out of the frame.
+    velocity = edge_velocity(clip[-context:] if forward else clip[:context])
+    guided = bool(np.hypot(*velocity) >= MOTION_LEAST)
     for window in range(windows):
         take = min(gain, frames - window * gain)
-        source = np.stack([_extension_source(video, length, context, forward) for video in videos])
+        source = np.stack([_extension_source(video, length, context, forward, velocity) for video in videos])
         keep = np.zeros(source.shape[:4], dtype=np.float32)
         if forward:
             keep[:, :context] = 1.0
         else:
             keep[:, length - context:] = 1.0
-        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0)
+        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0,
+                              guide=1.0 - keep if guided else None, guide_fraction=MOTION_GUIDE_FRACTION,
+                              seam_motion=velocity if guided else None)
         outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt,
                                   seeds=[_window_seed(seed, window) for seed in seeds], num_frames=length,
                                   width=clip.shape[2], height=clip.shape[1], steps=steps, guidance=guidance,
@@ -195,8 +252,8 @@ def extend(engine, *, clip: np.ndarray, frames: int, direction: str, prompt: str
                 videos[i], kept[i] = np.concatenate([videos[i], new]), np.concatenate([kept[i], blank])
             else:
                 videos[i], kept[i] = np.concatenate([new, videos[i]]), np.concatenate([blank, kept[i]])
-    return [EditOutput(frames=video, mask=_mask_bytes(k), conditioning=PATH, extra={"windows": windows})
-            for video, k in zip(videos, kept)]
+    return [EditOutput(frames=video, mask=_mask_bytes(k), conditioning=MOTION_PATH if guided else PATH,
+                       extra={"windows": windows}) for video, k in zip(videos, kept)]
 
 
 def loop(engine, *, clip: np.ndarray, prompt: str, negative_prompt: str, seeds: list[int], steps: int,
@@ -222,7 +279,8 @@ def loop(engine, *, clip: np.ndarray, prompt: str, negative_prompt: str, seeds: 
     for bridge in bridges:
         inner = bridge[1:-1]
         mask = np.concatenate([np.ones(clip.shape[:3], np.float32), np.zeros(inner.shape[:3], np.float32)])
-        outputs.append(EditOutput(frames=np.concatenate([clip, inner]), mask=_mask_bytes(mask), conditioning=PATH))
+        outputs.append(EditOutput(frames=np.concatenate([clip, inner]), mask=_mask_bytes(mask),
+                                  conditioning=MOTION_PATH))
     return outputs
 
 
@@ -248,7 +306,7 @@ def connect(engine, *, clip: np.ndarray, other: np.ndarray, prompt: str, negativ
     for bridge in bridges:
         mask = np.zeros(bridge.shape[:3], np.float32)
         mask[0] = mask[-1] = 1.0
-        outputs.append(EditOutput(frames=bridge, mask=_mask_bytes(mask), conditioning=PATH))
+        outputs.append(EditOutput(frames=bridge, mask=_mask_bytes(mask), conditioning=MOTION_PATH))
     return outputs
 
 
@@ -342,35 +400,145 @@ def _window_length(engine, clip_frames: int, least: int) -> int:
     return next(n for n in family.allowed_frames(count=64) if n >= least)
 
 
-def _extension_source(video: np.ndarray, length: int, context: int, forward: bool) -> np.ndarray:
-    """A window of `length` frames: the video's end (or start) where it is kept, its edge frame
-    repeated where new frames will be."""
-    if forward:
-        ctx = video[-context:]
-        return np.concatenate([ctx, np.repeat(ctx[-1:], length - context, axis=0)])
-    ctx = video[:context]
-    return np.concatenate([np.repeat(ctx[:1], length - context, axis=0), ctx])
+def _extension_source(video: np.ndarray, length: int, context: int, forward: bool,
+                      velocity: tuple[float, float]) -> np.ndarray:
+    """A window of `length` frames: the video's end (or start) where it is kept, and where new
+    frames will be, its edge frame carried on at `velocity` pixels a frame (`motion_guide`)."""
+    ctx = video[-context:] if forward else video[:context]
+    guess = motion_guide(ctx[-1] if forward else ctx[0], length - context, velocity, forward=forward)
+    return np.concatenate([ctx, guess]) if forward else np.concatenate([guess, ctx])
 
 
 def _bridge(engine, first: np.ndarray, second: np.ndarray, *, new: int, prompt, negative_prompt, seeds, steps,
             guidance, lora, on_step) -> list[np.ndarray]:
-    """Frames from `first`'s last to `second`'s first: one window holding `first`'s last 5 frames
-    at its start and `second`'s first 4 at its end, at least `new` frames between them generated
-    (as many as the family's frame grid puts there)."""
+    """Frames from `first`'s last to `second`'s first (both included), at least `new` generated
+    between them, guided by `first`'s last frame and `second`'s first carried towards each other
+    (`bridge_guide`).
+
+    One window holding `first`'s last 5 frames and `second`'s first 4 around the new ones, where
+    that window is no longer than `first` (as many new frames as the family's frame grid puts
+    there). A longer bridge runs as a chain of windows of `first`'s own length, the length the
+    model made it at: each starts with the frame before it (the previous window's last new one)
+    and adds the grid's share of new frames; the last ends with `second`'s first 4 frames."""
     length = _window_length(engine, 0, FORWARD_CONTEXT + BACKWARD_CONTEXT + new)
-    middle = length - FORWARD_CONTEXT - BACKWARD_CONTEXT
-    head, tail = first[-FORWARD_CONTEXT:], second[:BACKWARD_CONTEXT]
-    filler = np.repeat(head[-1:], middle, axis=0)
-    source = np.concatenate([head, filler, tail])
-    keep = np.zeros(source.shape[:3], dtype=np.float32)
-    keep[:FORWARD_CONTEXT] = 1.0
-    keep[length - BACKWARD_CONTEXT:] = 1.0
-    condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0)
-    outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, num_frames=length,
-                              width=first.shape[2], height=first.shape[1], steps=steps, guidance=guidance, lora=lora,
-                              on_step=on_step, condition=condition)
-    # From `first`'s last frame to `second`'s first.
-    return [out[FORWARD_CONTEXT - 1:length - BACKWARD_CONTEXT + 1] for out in outputs]
+    own = first.shape[0]
+    chained = length > own and _window_length(engine, own, 2 + BACKWARD_CONTEXT) == own
+    if not chained:
+        middle = length - FORWARD_CONTEXT - BACKWARD_CONTEXT
+        head, tail = first[-FORWARD_CONTEXT:], second[:BACKWARD_CONTEXT]
+        guess, pace = bridge_guide(head[-1], tail[0], middle)
+        source = np.concatenate([head, guess, tail])
+        keep = np.zeros(source.shape[:3], dtype=np.float32)
+        keep[:FORWARD_CONTEXT] = 1.0
+        keep[length - BACKWARD_CONTEXT:] = 1.0
+        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0, guide=1.0 - keep,
+                              guide_fraction=MOTION_GUIDE_FRACTION, seam_motion=pace)
+        outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, num_frames=length,
+                                  width=first.shape[2], height=first.shape[1], steps=steps, guidance=guidance,
+                                  lora=lora, on_step=on_step, condition=condition)
+        return [out[FORWARD_CONTEXT - 1:length - BACKWARD_CONTEXT + 1] for out in outputs]
+
+    share = own - 1 - BACKWARD_CONTEXT
+    windows = -(-new // share)
+    guess, pace = bridge_guide(first[-1], second[0], windows * share)
+    ahead = np.concatenate([guess, second[:BACKWARD_CONTEXT]])
+    heads = [first[-1]] * len(seeds)
+    made: list[list[np.ndarray]] = [[] for _ in seeds]
+    for window in range(windows):
+        last = window == windows - 1
+        # After the new frames: `second`'s start in the last window, held; the guide further on
+        # in the others, guided like the new frames.
+        after = ahead[(window + 1) * share:(window + 1) * share + BACKWARD_CONTEXT]
+        middle = guess[window * share:(window + 1) * share]
+        source = np.stack([np.concatenate([head[None], middle, after]) for head in heads])
+        keep = np.zeros(source.shape[1:4], dtype=np.float32)
+        keep[0] = 1.0
+        if last:
+            keep[own - BACKWARD_CONTEXT:] = 1.0
+        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0, guide=1.0 - keep,
+                              guide_fraction=MOTION_GUIDE_FRACTION, seam_motion=pace)
+        outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt,
+                                  seeds=[_window_seed(seed, window) for seed in seeds], num_frames=own,
+                                  width=first.shape[2], height=first.shape[1], steps=steps, guidance=guidance,
+                                  lora=lora, on_step=_windowed(on_step, window, windows), condition=condition)
+        for i, out in enumerate(outputs):
+            made[i].extend(out[1:1 + share])
+            heads[i] = out[share]
+    return [np.stack([first[-1], *frames, second[0]]) for frames in made]
+
+
+# --- Motion: the guide for new frames ----------------------------------------------------------
+
+
+def estimate_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The translation (dx, dy), in pixels, that best carries frame `a` onto frame `b` (uint8
+    (H, W, 3)): phase correlation over the three channels, sub-pixel by a parabola through the
+    peak. Where one thing moves over a plain ground, or the camera pans, that is its motion; where
+    several things move, the one that dominates the frame's structure."""
+    spectra = [np.fft.fft2(f.astype(np.float64) - f.mean(axis=(0, 1)), axes=(0, 1)) for f in (a, b)]
+    cross = (spectra[1] * np.conj(spectra[0])).sum(axis=2)
+    surface = np.real(np.fft.ifft2(cross / (np.abs(cross) + 1e-9)))
+    height, width = surface.shape
+    py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
+
+    def vertex(before: float, at: float, after: float) -> float:
+        curve = before - 2.0 * at + after
+        return 0.0 if abs(curve) < 1e-12 else float(np.clip(0.5 * (before - after) / curve, -0.5, 0.5))
+
+    dx = px + vertex(surface[py, (px - 1) % width], surface[py, px], surface[py, (px + 1) % width])
+    dy = py + vertex(surface[(py - 1) % height, px], surface[py, px], surface[(py + 1) % height, px])
+    return float(dx - width if dx > width / 2 else dx), float(dy - height if dy > height / 2 else dy)
+
+
+def translate(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """A uint8 (H, W, 3) frame moved by (dx, dy) pixels, bilinear; what comes in at the border
+    repeats the border."""
+    return np.rint(_shifted(frame, dx, dy)).astype(np.uint8)
+
+
+def _shifted(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """`translate` in floats, for any (H, W, C) array."""
+    height, width = frame.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    sx, sy = np.clip(xs - dx, 0, width - 1), np.clip(ys - dy, 0, height - 1)
+    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+    f = frame.astype(np.float64)
+    top = f[y0, x0] * (1 - fx) + f[y0, x1] * fx
+    bottom = f[y1, x0] * (1 - fx) + f[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def edge_velocity(context: np.ndarray) -> tuple[float, float]:
+    """The motion of a run of frames in pixels a frame: the translation from its first frame to its
+    last (`estimate_shift`), over its steps."""
+    dx, dy = estimate_shift(context[0], context[-1])
+    steps = max(1, len(context) - 1)
+    return dx / steps, dy / steps
+
+
+def motion_guide(edge: np.ndarray, new: int, velocity: tuple[float, float], *, forward: bool) -> np.ndarray:
+    """`new` frames after the frame `edge` (forward) or before it: the frame moved on at `velocity`
+    pixels a frame, in time order."""
+    vx, vy = velocity
+    if forward:
+        return np.stack([translate(edge, k * vx, k * vy) for k in range(1, new + 1)])
+    return np.stack([translate(edge, -k * vx, -k * vy) for k in range(new, 0, -1)])
+
+
+def bridge_guide(start: np.ndarray, end: np.ndarray, new: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """`new` frames from `start` to `end` at an even pace: each a blend of `start` carried
+    forwards and `end` carried back along the translation between them, weighted by how far the
+    frame is along the way (a still pair gives a cross-fade); and that pace, in pixels a frame."""
+    dx, dy = estimate_shift(start, end)
+    frames = []
+    for k in range(1, new + 1):
+        a = k / (new + 1)
+        mix = (1 - a) * translate(start, a * dx, a * dy).astype(np.float64) \
+            + a * translate(end, -(1 - a) * dx, -(1 - a) * dy).astype(np.float64)
+        frames.append(np.rint(mix).astype(np.uint8))
+    return np.stack(frames), (dx / (new + 1), dy / (new + 1))
 
 
 def _window_seed(seed: int, window: int) -> int:

@@ -186,7 +186,10 @@ class ClipSerializer(SignedUrls, serializers.ModelSerializer):
                                                           "request's fields}")
     conditioning = serializers.CharField(read_only=True, help_text="the engine path that made the clip: \"text\" "
                                                                     "(text-to-video), \"latent_blend\" (known pixels "
-                                                                    "held) or a conditioned pipeline's class name")
+                                                                    "held), \"latent_blend_motion\" (and new frames "
+                                                                    "guided by the clip's own motion), "
+                                                                    "\"already_seamless\" (a loop returned as it "
+                                                                    "was) or a conditioned pipeline's class name")
     mask_url = serializers.SerializerMethodField(help_text="an edited clip's keep-mask: one grayscale PNG, the "
                                                            "frames side by side in time, white where the source "
                                                            "was kept; null for a generated clip")

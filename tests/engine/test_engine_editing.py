@@ -85,6 +85,7 @@ def test_extend_adds_frames_and_keeps_the_clip(engine, direction):
     [out] = editing.extend(engine, clip=clip, frames=6, direction=direction, prompt=SCENE.caption(), seeds=[6],
                            **CALL)
     assert out.frames.shape == (15, 32, 32, 3)
+    assert out.conditioning == editing.MOTION_PATH  # the clip moves: its motion guides the new frames
     assert out.extra["windows"] == 2  # 4 (forward) or 5 (backward) new frames a window
     kept = out.frames[:9] if direction == "forward" else out.frames[6:]
     np.testing.assert_array_equal(kept, clip)
@@ -99,13 +100,87 @@ def test_connect_bridges_one_clip_end_to_the_other_start(engine):
     assert len(out.frames) == 6  # first's last, four new frames, second's first
 
 
-def test_loop_appends_a_bridge_back_to_the_start_as_long_as_the_clip(engine):
+def test_loop_appends_a_bridge_back_to_the_start_as_long_as_the_clip(engine, monkeypatch):
     clip = _clip()
+    lengths = []
+    generate = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda **kw: lengths.append(kw["num_frames"]) or generate(**kw))
     [out] = editing.loop(engine, clip=clip, prompt=SCENE.caption(), seeds=[8], **CALL)
     assert out.frames.shape == (17, 32, 32, 3)  # the clip's 9 frames, then 8 back to its first
     np.testing.assert_array_equal(out.frames[:9], clip)
-    assert out.conditioning == editing.PATH
+    assert out.conditioning == editing.MOTION_PATH
     assert (out.mask[:9] == 255).all() and (out.mask[9:] == 0).all()
+    # Not one 17-frame window (beyond the length the model made the clip at) but two of the clip's 9.
+    assert lengths == [9, 9]
+
+
+def test_motion_is_measured_to_a_fraction_of_a_pixel():
+    frame = _clip()[4]
+    for dx, dy in ((2.3, -1.6), (-5.5, 0.0), (0.0, 3.25)):
+        moved = editing.translate(frame, dx, dy)
+        measured = editing.estimate_shift(frame, moved)
+        assert measured == pytest.approx((dx, dy), abs=0.3), (dx, dy)
+    # The toy world's own motion: 35% of 32 px over 8 steps, to the right.
+    assert editing.edge_velocity(_clip()) == pytest.approx((0.35 * 32 / 8, 0.0), abs=0.15)
+
+
+def test_the_motion_guide_carries_the_edge_frame_on():
+    from generation.eval.adherence import centroids
+
+    clip = _clip()
+    velocity = editing.edge_velocity(clip[-5:])
+    guide = editing.motion_guide(clip[-1], 3, velocity, forward=True)
+    track = centroids(np.concatenate([clip[-1:], guide]))
+    assert np.diff(track[:, 0]) == pytest.approx([velocity[0]] * 3, abs=0.3)
+    assert np.abs(np.diff(track[:, 1])).max() < 0.1
+    # Backward, in time order: the frame furthest back first, the one just before the edge last.
+    before = editing.motion_guide(clip[0], 3, velocity, forward=False)
+    for k, frame in zip((3, 2, 1), before):
+        np.testing.assert_array_equal(frame, editing.translate(clip[0], -k * velocity[0], -k * velocity[1]))
+
+
+def test_a_bridge_guide_goes_from_one_end_to_the_other_at_an_even_pace():
+    from generation.eval.adherence import centroids
+
+    clip = _clip()
+    guide, pace = editing.bridge_guide(clip[-1], clip[0], 8)
+    track = centroids(np.concatenate([clip[-1:], guide, clip[:1]]))[:, 0]
+    assert pace[0] == pytest.approx(-0.35 * 32 / 9, abs=0.15)
+    assert np.diff(track) == pytest.approx([pace[0]] * 9, abs=0.3)
+
+
+def test_the_guide_is_held_for_its_share_of_the_steps_and_then_let_go(engine):
+    import torch
+
+    from generation.engine import _Blend
+
+    clip = _clip()
+    keep = np.zeros((9, 32, 32), np.float32)
+    keep[:5] = 1.0  # latent frames 0 and 1
+    condition = editing.Condition(source=clip, keep=keep, paste=keep.copy(), guide=1.0 - keep, guide_fraction=0.5)
+    blend = _Blend(engine, condition, [torch.Generator().manual_seed(0)], num_frames=9, width=32, height=32, steps=10)
+    engine.pipe.scheduler.set_timesteps(10)
+    assert blend.guide_steps == 5
+    latents = torch.full_like(blend.noise, 7.0)
+    for step in range(10):
+        held = blend.hold(engine.pipe, step, latents)
+        sigma = float(engine.pipe.scheduler.sigmas[step + 1])
+        known = (1.0 - sigma) * blend.x0 + sigma * blend.noise
+        torch.testing.assert_close(held[:, :, :2], known[:, :, :2])  # kept: every step
+        torch.testing.assert_close(held[:, :, 2:], known[:, :, 2:] if step < 5 else latents[:, :, 2:])
+
+
+def test_the_decoders_error_at_a_seam_runs_on_into_the_new_frames():
+    """Pasting kept frames back leaves a step where the decoder's output differs from them; with a
+    seam motion the new frames beside them take on that difference, fading over SEAM_FRAMES."""
+    source = np.full((9, 8, 8, 3), 100, np.uint8)
+    paste = np.zeros((9, 8, 8), np.float32)
+    paste[:2] = 1.0
+    decoded = np.full((9, 8, 8, 3), 120, np.uint8)  # the decoder's output is 20 off everywhere
+    plain = editing.Condition(source=source, keep=paste, paste=paste).paste_into(decoded, 0)
+    assert (plain[:2] == 100).all() and (plain[2:] == 120).all()
+    carried = editing.Condition(source=source, keep=paste, paste=paste, seam_motion=(0.0, 0.0)).paste_into(decoded, 0)
+    assert [int(carried[t, 4, 4, 0]) for t in range(9)] == [100, 100, 100, 105, 110, 115, 120, 120, 120]
 
 
 def test_loop_of_a_clip_that_loops_already_returns_it_unchanged(engine, monkeypatch):
