@@ -57,7 +57,7 @@ test: venv browser
 # browser, and the schema fuzzer (still against PostgreSQL, Redis and S3). `make test` runs everything.
 test-fast: venv
 	$(BIN)/python infra/check_services.py
-	$(BIN)/python -m pytest -q -m "not worker and not browser and not fuzz" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not worker and not browser and not fuzz and not docker" $(PYTEST_ARGS)
 
 # Rebuilds generation/checkpoints/tiny (the default `tiny` model) from scratch on the toy world, in
 # two stages: the toy world's captions (var/tiny-toy-stage), then the platform's prompts and motion
