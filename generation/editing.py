@@ -83,21 +83,22 @@ class Condition:
 
 
 def _seam_residuals(residual: np.ndarray, alpha: np.ndarray, motion: tuple[float, float]) -> np.ndarray:
-    """(F, H, W, 3) corrections for the frames that nothing is pasted into: the residual of the
-    nearest wholly pasted frame, moved along `motion` by their distance from it, weighted
-    1, 3/4, 1/2, 1/4 over the SEAM_FRAMES frames nearest it, and 0 beyond."""
+    """(F, H, W, 3) corrections for the frames that nothing is pasted into: the residuals of the
+    nearest wholly pasted frame before and after each, moved along `motion` by the distance, each
+    weighted 1, 3/4, 1/2, 1/4 over the SEAM_FRAMES frames nearest it (0 beyond), and shared out
+    where both reach (their weights scaled to sum to 1), so the correction changes smoothly."""
     whole = [t for t in range(alpha.shape[0]) if alpha[t].min() >= 1.0]
     out = np.zeros_like(residual)
-    if not whole:
-        return out
     for t in range(alpha.shape[0]):
         if alpha[t].max() > 0.0:
             continue
-        nearest = min(whole, key=lambda k: abs(k - t))
-        weight = 1.0 - (abs(nearest - t) - 1) / SEAM_FRAMES
-        if weight > 0.0:
-            shift = t - nearest
-            out[t] = weight * _shifted(residual[nearest], shift * motion[0], shift * motion[1])
+        sides = [max((k for k in whole if k < t), default=None), min((k for k in whole if k > t), default=None)]
+        parts = [(1.0 - (abs(k - t) - 1) / SEAM_FRAMES, k) for k in sides if k is not None]
+        parts = [(w, k) for w, k in parts if w > 0.0]
+        total = sum(w for w, _ in parts)
+        for w, k in parts:
+            share = w / total if total > 1.0 else w
+            out[t] += share * _shifted(residual[k], (t - k) * motion[0], (t - k) * motion[1])
     return out
 
 

@@ -181,6 +181,11 @@ def test_the_decoders_error_at_a_seam_runs_on_into_the_new_frames():
     assert (plain[:2] == 100).all() and (plain[2:] == 120).all()
     carried = editing.Condition(source=source, keep=paste, paste=paste, seam_motion=(0.0, 0.0)).paste_into(decoded, 0)
     assert [int(carried[t, 4, 4, 0]) for t in range(9)] == [100, 100, 100, 105, 110, 115, 120, 120, 120]
+    # Between two pasted frames the two residuals are shared by distance: no step in the correction.
+    paste[8] = 1.0
+    source[8] = 140  # the decoder is 20 under this one
+    both = editing.Condition(source=source, keep=paste, paste=paste, seam_motion=(0.0, 0.0)).paste_into(decoded, 0)
+    assert [int(both[t, 4, 4, 0]) for t in range(9)] == [100, 100, 100, 105, 115, 125, 135, 140, 140]
 
 
 def test_loop_of_a_clip_that_loops_already_returns_it_unchanged(engine, monkeypatch):
