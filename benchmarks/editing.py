@@ -20,6 +20,7 @@ ground truth:
 - loop: `loop_seam`: the share whose last-to-first frame difference is at most the clip's median
   frame-to-frame difference, over all held-out scenes; printed apart for still scenes (a still clip
   loops as it is, and `editing.loop` returns it unchanged) and moving ones (which need the bridge).
+  Also printed: the same for clips the model made of those scenes (not a key).
 - connect: the clip of a scene's centred path and the same path's continuation from its fifth
   frame (two shots of one move with a gap between them); `connect_seam`: both seams of
   clip + bridge + other pass the extend test.
@@ -133,6 +134,14 @@ def main() -> None:
     print(f"loop ({args.clips} clips): seamless {figures['loop_seam']:.0%} (still clips {loops['still'][0]} of "
           f"{loops['still'][1]}, moving {loops['moving'][0]} of {loops['moving'][1]}; a moving loop's jump back is "
           f"{np.median(jumps):.2f}x its median frame-to-frame change, median of {len(jumps)})")
+    # The same loops of clips the model made from the scenes' captions, as the platform loops its
+    # own clips: their frames and the bridge's are decoded alike (printed, not a key).
+    made = 0
+    for i, scene in enumerate(scenes[:args.clips]):
+        [clip] = engine.generate(prompt=scene.caption(), seeds=[i], num_frames=FRAMES, **SIZE, **call)
+        [out] = editing.loop(engine, clip=clip, prompt=scene.caption(), seeds=[i], **call)
+        made += editing.loops_seamlessly(out.frames)
+    print(f"loop of the model's own clips of the same scenes: seamless {made / args.clips:.0%}")
 
     # 5. Connect: a scene's centred clip to the same path's continuation from its fifth frame.
     connects = 0
