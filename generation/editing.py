@@ -424,47 +424,34 @@ def _bridge(engine, first: np.ndarray, second: np.ndarray, *, new: int, prompt, 
     length = _window_length(engine, 0, FORWARD_CONTEXT + BACKWARD_CONTEXT + new)
     own = first.shape[0]
     chained = length > own and _window_length(engine, own, 2 + BACKWARD_CONTEXT) == own
-    if not chained:
-        middle = length - FORWARD_CONTEXT - BACKWARD_CONTEXT
-        head, tail = first[-FORWARD_CONTEXT:], second[:BACKWARD_CONTEXT]
-        guess, pace = bridge_guide(head[-1], tail[0], middle)
-        source = np.concatenate([head, guess, tail])
-        keep = np.zeros(source.shape[:3], dtype=np.float32)
-        keep[:FORWARD_CONTEXT] = 1.0
-        keep[length - BACKWARD_CONTEXT:] = 1.0
-        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0, guide=1.0 - keep,
-                              guide_fraction=MOTION_GUIDE_FRACTION, seam_motion=pace)
-        outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, num_frames=length,
-                                  width=first.shape[2], height=first.shape[1], steps=steps, guidance=guidance,
-                                  lora=lora, on_step=on_step, condition=condition)
-        return [out[FORWARD_CONTEXT - 1:length - BACKWARD_CONTEXT + 1] for out in outputs]
-
-    share = own - 1 - BACKWARD_CONTEXT
-    windows = -(-new // share)
+    if chained:
+        length = own
+    before = 1 if chained else FORWARD_CONTEXT  # kept frames at a window's start
+    share = length - before - BACKWARD_CONTEXT  # new frames a window adds
+    windows = -(-new // share) if chained else 1
     guess, pace = bridge_guide(first[-1], second[0], windows * share)
     ahead = np.concatenate([guess, second[:BACKWARD_CONTEXT]])
-    heads = [first[-1]] * len(seeds)
+    heads = [first[-before:]] * len(seeds)
     made: list[list[np.ndarray]] = [[] for _ in seeds]
     for window in range(windows):
-        last = window == windows - 1
         # After the new frames: `second`'s start in the last window, held; the guide further on
         # in the others, guided like the new frames.
         after = ahead[(window + 1) * share:(window + 1) * share + BACKWARD_CONTEXT]
         middle = guess[window * share:(window + 1) * share]
-        source = np.stack([np.concatenate([head[None], middle, after]) for head in heads])
+        source = np.stack([np.concatenate([head, middle, after]) for head in heads])
         keep = np.zeros(source.shape[1:4], dtype=np.float32)
-        keep[0] = 1.0
-        if last:
-            keep[own - BACKWARD_CONTEXT:] = 1.0
+        keep[:before] = 1.0
+        if window == windows - 1:
+            keep[length - BACKWARD_CONTEXT:] = 1.0
         condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0, guide=1.0 - keep,
                               guide_fraction=MOTION_GUIDE_FRACTION, seam_motion=pace)
         outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt,
-                                  seeds=[_window_seed(seed, window) for seed in seeds], num_frames=own,
+                                  seeds=[_window_seed(seed, window) for seed in seeds], num_frames=length,
                                   width=first.shape[2], height=first.shape[1], steps=steps, guidance=guidance,
                                   lora=lora, on_step=_windowed(on_step, window, windows), condition=condition)
         for i, out in enumerate(outputs):
-            made[i].extend(out[1:1 + share])
-            heads[i] = out[share]
+            made[i].extend(out[before:before + share])
+            heads[i] = out[before + share - 1:before + share]  # chained windows start with one frame
     return [np.stack([first[-1], *frames, second[0]]) for frames in made]
 
 
