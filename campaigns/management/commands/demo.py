@@ -27,13 +27,14 @@ from ._jobs import run_job_here
 ORANGE, OFF_WHITE, NAVY = "#F28C28", "#F3F1E7", "#29335C"
 BRAND = {"name": "Trailhead", "palette": [ORANGE, OFF_WHITE, NAVY],
          "style_notes": "sunlit outdoor scenes, warm film grain, confident and friendly"}
-# Orange shapes on these grounds: the brand's navy and off-white, and a few others, so that the
-# LoRA learns the orange rather than one background.
-GROUNDS = [NAVY, OFF_WHITE, "#2E6B3A", "#3050C8", "#3B3B3B", NAVY, OFF_WHITE, "#7A4E9C"]
-# Each asset's caption says what it shows apart from the brand's colour (the colour is what the
-# trigger token learns), in the words the tiny model knows: a caption that says nothing of the
-# picture leaves the LoRA nothing to tell apart, and it washes every clip out.
-GROUND_NAMES = ["black", "white", "green", "blue", "black", "black", "white", "purple"]
+# The brand's pictures are drawn in the toy world that taught `tiny` (its shapes, at its size, on
+# its named grounds) in the brand's orange, so that what the LoRA learns is the orange and not a new
+# kind of picture: on large hand-drawn shapes over the brand's dark navy it learned a dark blob that
+# took every clip's background and none of the orange. The grounds vary so that no one of them
+# goes with the trigger, and so does the clip's: one moving right on black (the campaign's camera
+# reads "moving right" to `tiny`) taught the runners' clips a black ground in place of the canyon.
+GROUND_NAMES = ["white", "blue", "black", "green", "purple", "yellow", "red", "white"]
+ORANGE_RGB = tuple(int(ORANGE[i:i + 2], 16) for i in (1, 3, 5))
 CAMERA = "pan_left"
 # The box the demo's re-scene keeps: the frame's middle band, which the panned shape crosses.
 HERO_BOX = [0.05, 0.15, 0.95, 0.85]
@@ -54,39 +55,35 @@ VIEWERS = [
 
 
 def brand_images() -> list[tuple[str, bytes, str]]:
-    """On-brand pictures drawn here: orange circles and squares on varied grounds."""
-    from PIL import Image, ImageDraw
+    """On-brand pictures, drawn in the toy world: orange shapes standing on varied grounds, each
+    captioned with what it shows apart from the brand's colour (the colour is what the trigger
+    token learns), in the words the tiny model knows."""
+    from PIL import Image
 
-    shapes = []
-    for i, ground in enumerate(GROUNDS):
-        image = Image.new("RGB", (96, 96), ground)
-        draw = ImageDraw.Draw(image)
-        box = (14 + 5 * i, 20 + 2 * i, 62 + 3 * i, 70 + 2 * i)
-        (draw.ellipse if i % 2 else draw.rectangle)(box, fill=ORANGE)
+    from generation.toyworld.world import Scene, render_clip
+
+    pictures = []
+    for i, ground in enumerate(GROUND_NAMES):
+        shape = ("square", "circle", "triangle")[i % 3]
+        [frame] = render_clip(Scene(shape, "orange", "still", ground), seed=900 + i, num_frames=1, width=96, height=96,
+                              colour_rgb=ORANGE_RGB)
         out = io.BytesIO()
-        image.save(out, format="PNG")
-        shape = "circle" if i % 2 else "square"
-        shapes.append((f"trailhead-{i}.png", out.getvalue(), f"a {shape} standing still on a {GROUND_NAMES[i]} background"))
-    return shapes
+        Image.fromarray(frame).save(out, format="PNG")
+        pictures.append((f"trailhead-{i}.png", out.getvalue(), f"a {shape} standing still on a {ground} background"))
+    return pictures
 
 
 def brand_clip(*, num_frames: int = 17, size: int = 64) -> tuple[str, bytes, str]:
-    """A short MP4: an orange circle crossing a navy ground from left to right."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
+    """A short MP4: an orange circle rising over a blue ground."""
     from generation.media import write_mp4
+    from generation.toyworld.world import Scene, render_clip
 
-    frames = []
-    for f in range(num_frames):
-        image = Image.new("RGB", (size, size), NAVY)
-        x = round(size * (0.15 + 0.5 * f / (num_frames - 1)))
-        ImageDraw.Draw(image).ellipse((x, size * 3 // 8, x + size // 4, size * 5 // 8), fill=ORANGE)
-        frames.append(np.asarray(image))
+    scene = Scene("circle", "orange", "up", "blue")
+    frames = render_clip(scene, seed=950, num_frames=num_frames, width=size, height=size, colour_rgb=ORANGE_RGB)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trailhead-moving.mp4"
-        write_mp4(np.stack(frames), path, fps=8)
-        return path.name, path.read_bytes(), "a circle moving right on a black background"
+        write_mp4(frames, path, fps=8)
+        return path.name, path.read_bytes(), "a circle moving up on a blue background"
 
 
 class Command(BaseCommand):
