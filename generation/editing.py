@@ -405,7 +405,7 @@ def _extension_source(video: np.ndarray, length: int, context: int, forward: boo
                       velocity: tuple[float, float]) -> np.ndarray:
     """A window of `length` frames: the video's end (or start) where it is kept, and where new
     frames will be, its edge frame carried on at `velocity` pixels a frame (`motion_guide`)."""
-    ctx = video[-context:] if forward else video[:context]
+    ctx = _edge(video, context, end=forward)
     guess = motion_guide(ctx[-1] if forward else ctx[0], length - context, velocity, forward=forward)
     return np.concatenate([ctx, guess]) if forward else np.concatenate([guess, ctx])
 
@@ -424,21 +424,25 @@ def _bridge(engine, first: np.ndarray, second: np.ndarray, *, new: int, prompt, 
     length = _window_length(engine, 0, FORWARD_CONTEXT + BACKWARD_CONTEXT + new)
     own = first.shape[0]
     chained = length > own and _window_length(engine, own, 2 + BACKWARD_CONTEXT) == own
-    if chained:
-        length = own
     before = 1 if chained else FORWARD_CONTEXT  # kept frames at a window's start
-    share = length - before - BACKWARD_CONTEXT  # new frames a window adds
-    windows = -(-new // share) if chained else 1
-    guess, pace = bridge_guide(first[-1], second[0], windows * share)
-    ahead = np.concatenate([guess, second[:BACKWARD_CONTEXT]])
-    heads = [first[-before:]] * len(seeds)
+    lengths = [length]
+    if chained:  # each window as long as the clip, the last only as long as what is left needs
+        lengths, left = [], new
+        while left > 0:
+            lengths.append(min(own, _window_length(engine, 0, before + left + BACKWARD_CONTEXT)))
+            left -= lengths[-1] - before - BACKWARD_CONTEXT
+    shares = [n - before - BACKWARD_CONTEXT for n in lengths]  # new frames each window adds
+    guess, pace = bridge_guide(first[-1], second[0], sum(shares))
+    ahead = np.concatenate([guess, _edge(second, BACKWARD_CONTEXT, end=False)])
+    heads = [_edge(first, before, end=True)] * len(seeds)
     made: list[list[np.ndarray]] = [[] for _ in seeds]
-    for window in range(windows):
+    windows = len(lengths)
+    for window, (length, share) in enumerate(zip(lengths, shares)):
+        done = sum(shares[:window])
         # After the new frames: `second`'s start in the last window, held; the guide further on
         # in the others, guided like the new frames.
-        after = ahead[(window + 1) * share:(window + 1) * share + BACKWARD_CONTEXT]
-        middle = guess[window * share:(window + 1) * share]
-        source = np.stack([np.concatenate([head, middle, after]) for head in heads])
+        after = ahead[done + share:done + share + BACKWARD_CONTEXT]
+        source = np.stack([np.concatenate([head, guess[done:done + share], after]) for head in heads])
         keep = np.zeros(source.shape[1:4], dtype=np.float32)
         keep[:before] = 1.0
         if window == windows - 1:
@@ -527,6 +531,16 @@ def bridge_guide(start: np.ndarray, end: np.ndarray, new: int) -> tuple[np.ndarr
             + a * translate(end, -(1 - a) * dx, -(1 - a) * dy).astype(np.float64)
         frames.append(np.rint(mix).astype(np.uint8))
     return np.stack(frames), (dx / (new + 1), dy / (new + 1))
+
+
+def _edge(video: np.ndarray, count: int, *, end: bool) -> np.ndarray:
+    """The video's last (`end`) or first `count` frames; a shorter video padded to `count` with its
+    frame furthest from that edge, repeated (a held still that no output frame comes from)."""
+    frames = video[-count:] if end else video[:count]
+    if len(frames) < count:
+        pad = np.repeat(frames[:1] if end else frames[-1:], count - len(frames), axis=0)
+        frames = np.concatenate([pad, frames] if end else [frames, pad])
+    return frames
 
 
 def _window_seed(seed: int, window: int) -> int:

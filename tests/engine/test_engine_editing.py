@@ -114,6 +114,21 @@ def test_loop_appends_a_bridge_back_to_the_start_as_long_as_the_clip(engine, mon
     assert lengths == [9, 9]
 
 
+@pytest.mark.parametrize("frames, looped", [(3, 7), (13, 25)])
+def test_short_and_long_clips_extend_loop_and_connect(engine, frames, looped):
+    """A clip shorter than an edit's context (its edge frame stands in for the rest), and one whose
+    loop needs a chain of windows (the last one only as long as what is left)."""
+    clip = render_clip(SCENE, seed=1, num_frames=frames, width=48, height=32)
+    for direction in ("forward", "backward"):
+        [out] = editing.extend(engine, clip=clip, frames=7, direction=direction, prompt="x", seeds=[1], **CALL)
+        assert out.frames.shape == (frames + 7, 32, 48, 3)
+    [loop] = editing.loop(engine, clip=clip, prompt="x", seeds=[2], **CALL)
+    assert loop.frames.shape[0] == looped  # the way back as long as the way there, or 4 frames at the least
+    [bridge] = editing.connect(engine, clip=clip, other=clip[::-1].copy(), prompt="x", seeds=[3], **CALL)
+    np.testing.assert_array_equal(bridge.frames[0], clip[-1])
+    np.testing.assert_array_equal(bridge.frames[-1], clip[-1])
+
+
 def test_motion_is_measured_to_a_fraction_of_a_pixel():
     frame = _clip()[4]
     for dx, dy in ((2.3, -1.6), (-5.5, 0.0), (0.0, 3.25)):
