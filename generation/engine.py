@@ -322,7 +322,9 @@ class _Blend:
     latent frame is held only where all its pixel frames are kept, and a latent cell where at
     least half its pixels are. After each of the first `hold_fraction` of the steps, the kept
     cells are replaced by the source noised to the scheduler's next sigma with the run's own
-    starting noise: the rest of the clip is denoised around them.
+    starting noise: the rest of the clip is denoised around them. A guide (`Condition.guide`: a
+    guess at new frames, not known pixels) is held the same way for the first `guide_fraction` of
+    the steps only.
     """
 
     def __init__(self, engine: Engine, condition: Condition, generators, *, num_frames: int, width: int,
