@@ -36,7 +36,8 @@ BRAND = {"name": "Trailhead", "palette": [ORANGE, OFF_WHITE, NAVY],
 GROUND_NAMES = ["white", "blue", "black", "green", "purple", "yellow", "red", "white"]
 ORANGE_RGB = tuple(int(ORANGE[i:i + 2], 16) for i in (1, 3, 5))
 CAMERA = "pan_left"
-# The box the demo's re-scene keeps: the frame's middle band, which the panned shape crosses.
+# The box the demo's re-scene keeps where no approved clip shows the product on every frame: the
+# frame's middle band, which a panned shape crosses.
 HERO_BOX = [0.05, 0.15, 0.95, 0.85]
 # Two settings are the marketer's; the commuters' is left to the platform, which suggests the
 # catalogue's "a city street at night" from their attributes (通勤, 咖啡).
@@ -84,6 +85,49 @@ def brand_clip(*, num_frames: int = 17, size: int = 64) -> tuple[str, bytes, str
         path = Path(tmp) / "trailhead-moving.mp4"
         write_mp4(frames, path, fps=8)
         return path.name, path.read_bytes(), "a circle moving up on a blue background"
+
+
+def _pick_hero(clips: list[Clip], *, brand_colour: str) -> tuple[Clip, list[float]]:
+    """The clip that shows the product nearest the brand's colour, and a box around where the
+    product goes in it (the pixels that stand out from the clip's ground in at least a quarter of
+    its frames, and one pixel more), as a marketer picks a hero and draws its box. A clip whose
+    product is missing from a frame is passed over; where every clip is, the first one and the
+    frame's middle band (`HERO_BOX`)."""
+    import numpy as np
+
+    from generation.colour import srgb_to_lab
+    from generation.eval.adherence import foreground_mask
+
+    target = srgb_to_lab(np.array([int(brand_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64))
+    best = None
+    for clip in clips:
+        frames = _stored_frames(clip)
+        _, mask = foreground_mask(frames)
+        if not mask.any(axis=(1, 2)).all():
+            continue
+        distance = float(np.linalg.norm(srgb_to_lab(np.median(frames[mask], axis=0)) - target))
+        if best is None or distance < best[0]:
+            best = (distance, clip, mask)
+    if best is None:
+        return clips[0], HERO_BOX
+    _, clip, mask = best
+    height, width = mask.shape[1:]
+    ys, xs = np.nonzero(mask.mean(axis=0) >= 0.25)
+    if not len(xs):
+        return clip, HERO_BOX
+    return clip, [max(0, xs.min() - 1) / width, max(0, ys.min() - 1) / height,
+                  min(width, xs.max() + 2) / width, min(height, ys.max() + 2) / height]
+
+
+def _stored_frames(clip: Clip):
+    from django.core.files.storage import default_storage
+
+    from generation.media import read_video
+
+    with default_storage.open(clip.video.name, "rb") as stored, tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        path.write_bytes(stored.read())
+        return read_video(path)
 
 
 class Command(BaseCommand):
@@ -168,15 +212,17 @@ class Command(BaseCommand):
                           f"'{address}/api/v1/campaigns/{campaign.pk}/clip?profile=viewer-wei'\n")
 
     def _rescene_hero(self, campaign: Campaign, user) -> None:
-        """The first segment's approved clip, re-scened for every segment: the product kept, each
-        segment's setting around it (the edited clips wait for review)."""
+        """An approved clip re-scened for every segment: the product kept, each segment's setting
+        around it (the edited clips wait for review). The demo picks the hero and draws the box as
+        a marketer would (`_pick_hero`)."""
         from campaigns.services.editing import campaign_rescene, campaign_rescene_run
 
-        hero = campaign.clips.filter(status=Clip.Status.APPROVED, parent__isnull=True).order_by(
-            "segment__position", "variant", "id").first()
-        if hero is None or hero.edits.exists():
+        approved = campaign.clips.filter(status=Clip.Status.APPROVED, parent__isnull=True).order_by(
+            "segment__position", "variant", "id")
+        if not approved.exists() or any(clip.edits.exists() for clip in approved):
             return
-        job = campaign_rescene(campaign=campaign, clip=hero, keep_box=HERO_BOX, user=user, enqueue=False)
+        hero, box = _pick_hero(list(approved), brand_colour=campaign.brand.palette[0])
+        job = campaign_rescene(campaign=campaign, clip=hero, keep_box=box, user=user, enqueue=False)
         job = run_job_here(job, campaign_rescene_run, label="re-scening the hero clip for every segment")
         if job.status != Job.Status.SUCCEEDED:
             raise CommandError(f"re-scene failed: {job.error}")
