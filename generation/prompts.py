@@ -103,7 +103,6 @@ LOCALE_WORDS: dict[str, str] = {
     "zh-tw": "Taiwanese",
 }
 
-_HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _SPACE = re.compile(r"\s+")
 
 
@@ -184,15 +183,9 @@ def palette_words(palette: list[str]) -> list[str]:
 
 def nearest_colour_name(code: str) -> str:
     """The NAMED_COLOURS entry nearest to a hex colour, by distance in CIELAB."""
-    match = _HEX.match(code.strip()) if isinstance(code, str) else None
-    if match is None:
-        raise ValueError(f"palette colours must be hex like '#1a2b3c' or '#fff'; got {code!r}.")
-    digits = match.group(1)
-    if len(digits) == 3:
-        digits = "".join(d * 2 for d in digits)
-    from generation.colour import srgb_to_lab
+    from generation.colour import hex_to_rgb, srgb_to_lab
 
-    target = srgb_to_lab([int(digits[i : i + 2], 16) for i in (0, 2, 4)])
+    target = srgb_to_lab(hex_to_rgb(code))
     distances = ((srgb_to_lab([rgb for _, rgb in NAMED_COLOURS]) - target) ** 2).sum(axis=-1)
     return NAMED_COLOURS[int(distances.argmin())][0]  # argmin: the first of equals, as before
 

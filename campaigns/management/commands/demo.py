@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import selectors, services
+from generation.colour import hex_to_rgb
 from campaigns.models import BrandAsset, Campaign, Clip, Job, LoraAdapter, Membership
 from campaigns.services.asset_checks import asset_check
 
@@ -34,7 +35,7 @@ BRAND = {"name": "Trailhead", "palette": [ORANGE, OFF_WHITE, NAVY],
 # goes with the trigger, and so does the clip's: one moving right on black (the campaign's camera
 # reads "moving right" to `tiny`) taught the runners' clips a black ground in place of the canyon.
 GROUND_NAMES = ["white", "blue", "black", "green", "purple", "yellow", "red", "white"]
-ORANGE_RGB = tuple(int(ORANGE[i:i + 2], 16) for i in (1, 3, 5))
+ORANGE_RGB = hex_to_rgb(ORANGE)
 CAMERA = "pan_left"
 # The box the demo's re-scene keeps where no approved clip shows the product on every frame: the
 # frame's middle band, which a panned shape crosses.
@@ -91,14 +92,14 @@ def _pick_hero(clips: list[Clip], *, brand_colour: str) -> tuple[Clip, list[floa
     """The clip that shows the product nearest the brand's colour, and a box around where the
     product goes in it (the pixels that stand out from the clip's ground in at least a quarter of
     its frames, and one pixel more), as a marketer picks a hero and draws its box. A clip whose
-    product is missing from a frame is passed over; where every clip is, the first one and the
-    frame's middle band (`HERO_BOX`)."""
+    product is missing from a frame is passed over; where every clip is passed over, the first one
+    and the frame's middle band (`HERO_BOX`)."""
     import numpy as np
 
     from generation.colour import srgb_to_lab
     from generation.eval.adherence import foreground_mask
 
-    target = srgb_to_lab(np.array([int(brand_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64))
+    target = srgb_to_lab(hex_to_rgb(brand_colour))
     best = None
     for clip in clips:
         frames = _stored_frames(clip)
