@@ -127,9 +127,8 @@ def main() -> None:
         tally[0] += editing.loops_seamlessly(out.frames)
         tally[1] += 1
         if scene.direction != "still":
-            frames = out.frames.astype(np.int16)
-            usual = np.median(np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3)))
-            jumps.append(float(np.abs(frames[-1] - frames[0]).mean() / usual))
+            jump, usual = editing.loop_changes(out.frames)
+            jumps.append(jump / usual)
     figures["loop_seam"] = (loops["still"][0] + loops["moving"][0]) / args.clips
     print(f"loop ({args.clips} clips): seamless {figures['loop_seam']:.0%} (still clips {loops['still'][0]} of "
           f"{loops['still'][1]}, moving {loops['moving'][0]} of {loops['moving'][1]}; a moving loop's jump back is "

@@ -29,21 +29,15 @@ class Condition:
     keep: np.ndarray  # float32 ([B,] F, H, W) in 0..1: where the source's latents are held
     paste: np.ndarray  # float32 ([B,] F, H, W) in 0..1: where the source's pixels are pasted back
     hold_fraction: float = 1.0  # share of the denoising steps during which `keep` is held
-    # Where the source holds a guess rather than known pixels (the clip carried on along its own
-    # motion: `motion_guide`): held, outside `keep`, for the first `guide_fraction` of the steps
-    # only, so that it sets the layout and the model draws the rest. Never pasted back.
-    guide: np.ndarray | None = None  # float32 ([B,] F, H, W) in 0..1
+    # > 0: the source outside `keep` is a guess rather than known pixels (the clip carried on along
+    # its own motion: `motion_guide`), held for this share of the steps only, so that it sets the
+    # layout and the model draws the rest. Never pasted back. 0: the source there is ignored.
     guide_fraction: float = 0.0
     # The decoder does not give kept frames back exactly, and its error runs on into the generated
     # frames beside them; pasting the kept pixels back would leave a step there. With a motion (x, y
     # pixels a frame), the generated frames next to wholly pasted ones take on their residual
     # (source - decoded), carried along that motion and fading over SEAM_FRAMES frames.
     seam_motion: tuple[float, float] | None = None
-
-    def guides(self) -> np.ndarray | None:
-        if self.guide is None:
-            return None
-        return self.guide if self.guide.ndim == 4 else self.guide[None]
 
     def sources(self) -> np.ndarray:
         return self.source if self.source.ndim == 5 else self.source[None]
@@ -57,12 +51,10 @@ class Condition:
         if source.shape[1:] != (num_frames, height, width, 3) or source.dtype != np.uint8:
             raise ValueError(f"condition source must be uint8 ({num_frames}, {height}, {width}, 3); "
                              f"got {source.dtype} {source.shape[1:]}.")
-        guide = self.guides()
-        masks = (("keep", keep), ("paste", paste)) + ((("guide", guide),) if guide is not None else ())
-        for name, mask in masks:
+        for name, mask in (("keep", keep), ("paste", paste)):
             if mask.shape[1:] != (num_frames, height, width):
                 raise ValueError(f"condition {name} must be ({num_frames}, {height}, {width}); got {mask.shape[1:]}.")
-        for name, array in (("source", source),) + masks:
+        for name, array in (("source", source), ("keep", keep), ("paste", paste)):
             if array.shape[0] not in (1, batch):
                 raise ValueError(f"condition {name} has {array.shape[0]} items for {batch} seeds.")
         if not 0.0 < self.hold_fraction <= 1.0:
@@ -240,7 +232,7 @@ def extend(engine, *, clip: np.ndarray, frames: int, direction: str, prompt: str
         else:
             keep[:, length - context:] = 1.0
         condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0,
-                              guide=1.0 - keep if guided else None, guide_fraction=MOTION_GUIDE_FRACTION,
+                              guide_fraction=MOTION_GUIDE_FRACTION if guided else 0.0,
                               seam_motion=velocity if guided else None)
         outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt,
                                   seeds=[_window_seed(seed, window) for seed in seeds], num_frames=length,
@@ -288,9 +280,16 @@ def loop(engine, *, clip: np.ndarray, prompt: str, negative_prompt: str, seeds: 
 def loops_seamlessly(clip: np.ndarray) -> bool:
     """Whether the clip's last-to-first change (mean absolute pixel difference) is at most its
     median frame-to-frame change: played on repeat, the jump back reads as one more frame."""
+    jump, usual = loop_changes(clip)
+    return jump <= usual + 1e-9
+
+
+def loop_changes(clip: np.ndarray) -> tuple[float, float]:
+    """The clip's last-to-first change and its median frame-to-frame change (mean absolute pixel
+    differences), which `loops_seamlessly` compares."""
     frames = np.asarray(clip, dtype=np.int16)
     steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
-    return float(np.abs(frames[-1] - frames[0]).mean()) <= float(np.median(steps)) + 1e-9
+    return float(np.abs(frames[-1] - frames[0]).mean()), float(np.median(steps))
 
 
 def connect(engine, *, clip: np.ndarray, other: np.ndarray, prompt: str, negative_prompt: str, seeds: list[int],
@@ -447,7 +446,7 @@ def _bridge(engine, first: np.ndarray, second: np.ndarray, *, new: int, prompt, 
         keep[:before] = 1.0
         if window == windows - 1:
             keep[length - BACKWARD_CONTEXT:] = 1.0
-        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0, guide=1.0 - keep,
+        condition = Condition(source=source, keep=keep, paste=keep.copy(), hold_fraction=1.0,
                               guide_fraction=MOTION_GUIDE_FRACTION, seam_motion=pace)
         outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt,
                                   seeds=[_window_seed(seed, window) for seed in seeds], num_frames=length,

@@ -322,8 +322,8 @@ class _Blend:
     latent frame is held only where all its pixel frames are kept, and a latent cell where at
     least half its pixels are. After each of the first `hold_fraction` of the steps, the kept
     cells are replaced by the source noised to the scheduler's next sigma with the run's own
-    starting noise: the rest of the clip is denoised around them. A guide (`Condition.guide`: a
-    guess at new frames, not known pixels) is held the same way for the first `guide_fraction` of
+    starting noise: the rest of the clip is denoised around them. With `guide_fraction`, the rest
+    of the source (a guess at new frames, not known pixels) is held the same way for that share of
     the steps only.
     """
 
@@ -350,24 +350,16 @@ class _Blend:
         std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
         self.x0 = ((z - mean) / std).to(engine.dtype)
 
-        # 3. The keep-mask on the latent grid; the guide's cells are those that the guide and the
-        #    keep-mask cover together, less the kept ones.
-        def on_grid(mask: np.ndarray) -> torch.Tensor:
-            mask = torch.from_numpy(mask).float()  # (B or 1, F, H, W)
-            per_latent = [mask[:, :1]] + [mask[:, max(0, t_factor * j - t_factor + 1):t_factor * j + 1]
-                                          for j in range(1, latent_frames)]
-            in_time = torch.stack([chunk.amin(dim=1) for chunk in per_latent], dim=1)  # (B, T, H, W)
-            pooled = torch.nn.functional.avg_pool2d(in_time, kernel_size=s_factor)
-            return (pooled >= 0.5).to(device, engine.dtype).unsqueeze(1)  # (B, 1, T, h, w)
-
-        keeps = condition.keeps()
-        self.keep = on_grid(keeps)
+        # 3. The keep-mask on the latent grid; the guide is every other cell.
+        keep = torch.from_numpy(condition.keeps()).float()  # (B or 1, F, H, W)
+        per_latent = [keep[:, :1]] + [keep[:, max(0, t_factor * j - t_factor + 1):t_factor * j + 1]
+                                      for j in range(1, latent_frames)]
+        in_time = torch.stack([chunk.amin(dim=1) for chunk in per_latent], dim=1)  # (B, T, H, W)
+        pooled = torch.nn.functional.avg_pool2d(in_time, kernel_size=s_factor)
+        self.keep = (pooled >= 0.5).to(device, engine.dtype).unsqueeze(1)  # (B, 1, T, h, w)
         self.hold_steps = max(1, round(condition.hold_fraction * steps))
-        guides = condition.guides()
-        self.guide, self.guide_steps = None, 0
-        if guides is not None and condition.guide_fraction > 0:
-            self.guide = (on_grid(np.maximum(keeps, guides)) - self.keep).clamp(min=0)
-            self.guide_steps = round(condition.guide_fraction * steps)
+        self.guide = 1.0 - self.keep if condition.guide_fraction > 0 else None
+        self.guide_steps = round(condition.guide_fraction * steps)
 
     def hold(self, pipe, step_index: int, latents: torch.Tensor) -> torch.Tensor:
         mask = self.keep if step_index < self.hold_steps else None

@@ -172,7 +172,7 @@ def test_the_guide_is_held_for_its_share_of_the_steps_and_then_let_go(engine):
     clip = _clip()
     keep = np.zeros((9, 32, 32), np.float32)
     keep[:5] = 1.0  # latent frames 0 and 1
-    condition = editing.Condition(source=clip, keep=keep, paste=keep.copy(), guide=1.0 - keep, guide_fraction=0.5)
+    condition = editing.Condition(source=clip, keep=keep, paste=keep.copy(), guide_fraction=0.5)
     blend = _Blend(engine, condition, [torch.Generator().manual_seed(0)], num_frames=9, width=32, height=32, steps=10)
     engine.pipe.scheduler.set_timesteps(10)
     assert blend.guide_steps == 5
