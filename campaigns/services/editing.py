@@ -244,7 +244,7 @@ def _file_names(job: Job, segment: Segment | None, variant: int) -> tuple[str, s
     return f"{stem}.mp4", f"{stem}.jpg", f"{stem}-mask.png"
 
 
-def _read_clip(clip: Clip) -> np.ndarray:
+def stored_frames(clip: Clip) -> np.ndarray:
     """A stored clip's frames, uint8 (F, H, W, 3)."""
     from generation.media import read_video
 
@@ -291,7 +291,7 @@ def _edit_run(handle: JobHandle, *, source: Clip, batches: list[_Batch], variant
             if not todo:
                 continue
             if frames is None:
-                frames = _read_clip(source)
+                frames = stored_frames(source)
             prompt, negative = batch.prompt()
             seeds = [edit_seed(clip_id=source.pk, edit=batch.edit, variant=v) for v in todo]
             where = f"'{batch.segment.name}'" if batch.segment else f"clip {source.pk}"
@@ -390,7 +390,7 @@ def clip_edit_run(handle: JobHandle) -> dict:
     other = None
     if edit["kind"] == "connect":
         def other() -> np.ndarray:
-            return _read_clip(Clip.objects.get(organization_id=job.organization_id, pk=edit["other_clip"]))
+            return stored_frames(Clip.objects.get(organization_id=job.organization_id, pk=edit["other_clip"]))
 
     batch = _Batch(segment=segment, edit=edit, prompt=prompt, make=_maker(edit, other=other))
     return _edit_run(handle, source=source, batches=[batch], variants=int(job.params["variants"]))

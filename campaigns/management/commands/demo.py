@@ -96,13 +96,14 @@ def _pick_hero(clips: list[Clip], *, brand_colour: str) -> tuple[Clip, list[floa
     and the frame's middle band (`HERO_BOX`)."""
     import numpy as np
 
+    from campaigns.services.editing import stored_frames
     from generation.colour import srgb_to_lab
     from generation.eval.adherence import foreground_mask
 
     target = srgb_to_lab(hex_to_rgb(brand_colour))
     best = None
     for clip in clips:
-        frames = _stored_frames(clip)
+        frames = stored_frames(clip)
         _, mask = foreground_mask(frames)
         if not mask.any(axis=(1, 2)).all():
             continue
@@ -118,17 +119,6 @@ def _pick_hero(clips: list[Clip], *, brand_colour: str) -> tuple[Clip, list[floa
         return clip, HERO_BOX
     return clip, [max(0, xs.min() - 1) / width, max(0, ys.min() - 1) / height,
                   min(width, xs.max() + 2) / width, min(height, ys.max() + 2) / height]
-
-
-def _stored_frames(clip: Clip):
-    from django.core.files.storage import default_storage
-
-    from generation.media import read_video
-
-    with default_storage.open(clip.video.name, "rb") as stored, tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "clip.mp4"
-        path.write_bytes(stored.read())
-        return read_video(path)
 
 
 class Command(BaseCommand):
