@@ -53,11 +53,16 @@ test: venv browser
 	@bash infra/start-docker.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The fast suite for the edit-test loop: everything but the tests that run real workers or a
-# browser, and the schema fuzzer (still against PostgreSQL, Redis and S3). `make test` runs everything.
+# The fast suite for the edit-test loop, in two processes (pytest-xdist): everything but the tests
+# that run real workers or a browser, the schema fuzzer, the image build and the `slow` tests (a
+# model on the CPU, a subprocess, a real timeout), still against PostgreSQL, Redis and S3. Between
+# runs it keeps the test databases (--reuse-db: only new migrations run; --create-db starts afresh)
+# and the compiled, assertion-rewritten modules, even where PYTHONDONTWRITEBYTECODE is set; torch
+# gets one thread per process. `make test` runs everything.
 test-fast: venv
 	$(BIN)/python infra/check_services.py
-	$(BIN)/python -m pytest -q -m "not worker and not browser and not fuzz and not docker" $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --reuse-db \
+	  -m "not worker and not browser and not fuzz and not docker and not slow" $(PYTEST_ARGS)
 
 # Rebuilds generation/checkpoints/tiny (the default `tiny` model) from scratch on the toy world, in
 # two stages: the toy world's captions (var/tiny-toy-stage), then the platform's prompts and motion

@@ -19,3 +19,16 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests
 MODEL_CACHE_DIR = BASE_DIR / "var" / "test-models"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+# Under pytest-xdist (`make test-fast` runs two processes) each process gets its own test database
+# from pytest-django, and its own Redis database for the broker here (gw0: the configured one's
+# number minus 1, gw1: minus 2, ...), so that one process's purge or queue-depth check never sees
+# the other's messages. (kombu's `global_keyprefix` would be the lighter way, but its passive
+# queue_declare looks for the unprefixed binding, so a prefixed queue reads as missing.)
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER.startswith("gw") and CELERY_BROKER_URL.startswith("redis"):  # noqa: F405
+    from urllib.parse import urlsplit, urlunsplit
+
+    _broker = urlsplit(CELERY_BROKER_URL)  # noqa: F405
+    _db = int(_broker.path.strip("/") or 0) - 1 - int(_XDIST_WORKER[2:])
+    CELERY_BROKER_URL = urlunsplit(_broker._replace(path=f"/{_db % 16}"))

@@ -70,6 +70,7 @@ def test_a_check_left_by_a_dead_worker_is_queued_again(worker, brand, s3_client)
     assert (asset.status, asset.check_attempts) == ("ready", 2)
 
 
+@pytest.mark.slow
 def test_a_clip_that_keeps_killing_its_check_fails(brand):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

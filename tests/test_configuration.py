@@ -33,6 +33,7 @@ def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
+@pytest.mark.slow
 def test_web_process_never_imports_torch():
     assert_web_process_stays_light(
         imports="import adplatform.urls, campaigns.api.views, campaigns.dashboard.views;"

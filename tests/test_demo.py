@@ -28,6 +28,7 @@ def _clip_showing(campaign, scene: Scene, **render) -> "factories.models.Clip":
     return clip
 
 
+@pytest.mark.slow
 def test_the_hero_is_the_clip_that_shows_the_product_in_the_brand_colour_and_its_box_holds_it():
     from campaigns.management.commands.demo import HERO_BOX, _pick_hero
 

@@ -44,6 +44,7 @@ def _production(changes: tuple) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_production_uses_the_cache_url_and_refuses_to_start_without_one():
     shown = production()
     assert shown.returncode == 0, shown.stderr
@@ -55,6 +56,7 @@ def test_production_uses_the_cache_url_and_refuses_to_start_without_one():
     assert missing.returncode != 0 and "CACHE_URL is not set" in missing.stderr
 
 
+@pytest.mark.slow
 def test_forwarded_proto_is_believed_only_behind_a_declared_proxy():
     direct = json.loads(production().stdout)
     assert direct["proxy_header"] is None and direct["behind_proxy"] is False
@@ -146,12 +148,14 @@ def _manage(*args, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_check_deploy_is_clean_under_production_settings():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_production_refuses_to_start_without_a_secret_key():
     env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
     result = _manage("check", env=env)

@@ -382,6 +382,7 @@ def no_model(monkeypatch):
     monkeypatch.setattr("generation.engine.get_engine", lambda *args, **kwargs: object())
 
 
+@pytest.mark.slow
 def test_an_edit_job_records_reviewable_clips_with_parent_edit_and_mask(org, campaign, no_model, monkeypatch,
                                                                         s3_client):
     from PIL import Image
@@ -419,6 +420,7 @@ def test_an_edit_job_records_reviewable_clips_with_parent_edit_and_mask(org, cam
     assert len(calls) == 1 and Clip.objects.filter(job=job).count() == 2
 
 
+@pytest.mark.slow
 def test_campaign_rescene_makes_a_clip_per_segment_in_its_setting(campaign, no_model, monkeypatch):
     source = stored_clip(campaign, segment=campaign.segments.first(), status=Clip.Status.APPROVED)
     calls: list = []
@@ -437,6 +439,7 @@ def test_campaign_rescene_makes_a_clip_per_segment_in_its_setting(campaign, no_m
         assert clip.edit == {"kind": "rescene", "keep_box": BOX, "segment": clip.segment_id}
 
 
+@pytest.mark.slow
 def test_a_cancelled_edit_job_leaves_no_clip_and_no_file(campaign, no_model, monkeypatch, s3_client):
     source = stored_clip(campaign, segment=campaign.segments.first(), status=Clip.Status.APPROVED)
     job = services.campaign_rescene(campaign=campaign, clip=source.pk, keep_box=BOX, steps=2, enqueue=False)
@@ -512,6 +515,7 @@ def decoded_frames(clip: Clip) -> int:
         return probe_video(local)["num_frames"]
 
 
+@pytest.mark.slow
 def test_real_rescene_into_a_segment(campaign):
     source = stored_clip(campaign, segment=campaign.segments.first(), status=Clip.Status.APPROVED)
     segment = campaign.segments.last()
@@ -520,6 +524,7 @@ def test_real_rescene_into_a_segment(campaign):
     assert clip.segment == segment and "city street at night" in clip.prompt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_real_extend_adds_the_frames(campaign, direction):
     source = stored_clip(campaign, segment=campaign.segments.first())
@@ -528,6 +533,7 @@ def test_real_extend_adds_the_frames(campaign, direction):
     check_edited(run_job(job, clip_edit_run), source, kind="extend", num_frames=source.num_frames + 8, count=2)
 
 
+@pytest.mark.slow
 def test_real_loop(campaign):
     source = stored_clip(campaign, segment=campaign.segments.first())
     job = services.clip_edit(clip=source, kind="loop", steps=2, enqueue=False)
@@ -537,6 +543,7 @@ def test_real_loop(campaign):
     assert clip.num_frames > source.num_frames  # the clip, then its way back to the first frame
 
 
+@pytest.mark.slow
 def test_real_connect(campaign):
     source = stored_clip(campaign, segment=campaign.segments.first())
     other = stored_clip(campaign, segment=campaign.segments.last())
@@ -548,6 +555,7 @@ def test_real_connect(campaign):
     assert clip.num_frames >= 1 and clip.prompt == "the square turns blue"
 
 
+@pytest.mark.slow
 def test_real_campaign_rescene(campaign):
     source = stored_clip(campaign, segment=campaign.segments.first(), status=Clip.Status.APPROVED)
     job = services.campaign_rescene(campaign=campaign, clip=source.pk, keep_box=BOX, variants_per_segment=2,
@@ -557,6 +565,7 @@ def test_real_campaign_rescene(campaign):
     assert {c.segment.name for c in clips} == {"Hikers", "Commuters"}
 
 
+@pytest.mark.slow
 def test_real_image_to_video_starts_from_the_image(org):
     from PIL import Image
 
@@ -585,6 +594,7 @@ def test_real_image_to_video_starts_from_the_image(org):
     assert np.abs(first - np.array([41, 51, 92])).mean() < 12  # the first frame is the image (through H.264)
 
 
+@pytest.mark.slow
 def test_real_cancelled_rescene_leaves_no_files(campaign, monkeypatch, s3_client):
     from generation import editing
 

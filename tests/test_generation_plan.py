@@ -30,6 +30,7 @@ def generate(campaign: Campaign) -> Job:
     return job
 
 
+@pytest.mark.slow
 def test_the_plan_records_what_it_did_on_every_clip(campaign, settings):
     settings.GENERATION_PLAN = True
     settings.GENERATION_PREFIX_FRACTION = 0.5
@@ -60,6 +61,7 @@ def test_the_plan_records_what_it_did_on_every_clip(campaign, settings):
     assert "Campaign plan:" in html and f'data-plan-ratio="{plan["ratio"]}"' in html
 
 
+@pytest.mark.slow
 def test_every_option_off_spends_what_a_naive_run_spends(campaign, settings):
     settings.GENERATION_PLAN = True
     settings.GENERATION_PREFIX_FRACTION = 0.0
@@ -73,6 +75,7 @@ def test_every_option_off_spends_what_a_naive_run_spends(campaign, settings):
     assert len({c.seed for c in clips}) == 4
 
 
+@pytest.mark.slow
 def test_the_naive_path_stays_available(campaign, settings):
     settings.GENERATION_PLAN = False
     job = generate(campaign)
@@ -82,6 +85,7 @@ def test_the_naive_path_stays_available(campaign, settings):
     assert "Campaign plan:" not in render_to_string("dashboard/_job.html", {"job": job})
 
 
+@pytest.mark.slow
 def test_a_redelivered_plan_job_makes_nothing_twice(campaign, settings):
     settings.GENERATION_PLAN = True
     settings.GENERATION_CACHE = "none"
@@ -101,6 +105,7 @@ def test_bad_plan_settings_fail_loudly(campaign, settings):
     assert job.status == Job.Status.FAILED and "teacache" in job.error
 
 
+@pytest.mark.slow
 def test_by_default_a_campaign_runs_the_measured_plan(campaign):
     """The defaults are what benchmarks/campaign.py measured: MagCache (ratios calibrated on the
     first job of a checkpoint that has none) and guidance in the first quarter of the steps."""

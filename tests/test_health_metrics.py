@@ -50,6 +50,7 @@ def test_readiness_checks_database_cache_storage_and_broker(client):
     assert set(body["checks"].values()) == {"ok"}
 
 
+@pytest.mark.slow
 def test_workers_check_readiness_with_the_command_their_probe_runs(capsys):
     """A worker serves no HTTP: its readiness probe runs the same checks in a command."""
     with pytest.raises(SystemExit) as exited:

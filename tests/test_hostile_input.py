@@ -220,6 +220,7 @@ def _sweep(client, method, path, base: dict) -> list:
     return failures
 
 
+@pytest.mark.slow
 def test_wrong_types_anywhere_are_4xx(full_client, org):
     brand = factories.BrandFactory(organization=org)
     factories.BrandAssetFactory(brand=brand)

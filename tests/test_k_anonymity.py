@@ -32,6 +32,7 @@ HIKER = {"interests": ["hiking", "camping"], "style": "outdoor"}
 GAMER = {"interests": ["video games", "esports"], "style": "neon"}
 
 
+@pytest.mark.slow
 def test_k_is_20_unless_the_environment_says_otherwise():
     import os
     import subprocess
@@ -133,6 +134,7 @@ def dashboard(client, org):
     return client
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.parametrize("crowd, k", [(0, 2), (20, 3)], ids=["three-viewers-k2", "three-and-forty-more-k3"])
 def test_the_issue_reproduction_leaks_nothing_before_or_after_erasure(org, dashboard, caplog, s3_client,
@@ -208,6 +210,7 @@ def _erase(org, external_id: str, capture) -> list:
     return sent
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_segment_that_falls_under_k_merges_into_its_nearest_and_its_clips_go(
         org, s3_client, django_capture_on_commit_callbacks):
@@ -263,6 +266,7 @@ def test_a_segment_that_falls_under_k_merges_into_its_nearest_and_its_clips_go(
     assert sent == []  # the merged-into segment kept its words and its setting: nothing to suggest again
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_value_that_falls_under_k_leaves_the_words_and_the_clips_that_said_it(
         org, s3_client, django_capture_on_commit_callbacks):
@@ -290,6 +294,7 @@ def test_a_value_that_falls_under_k_leaves_the_words_and_the_clips_that_said_it(
     assert "Springfield" not in json.dumps(job.result)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_last_segment_under_k_becomes_general_and_a_worker_embeds_it(org, django_capture_on_commit_callbacks):
     campaign, _ = _clustered(org, [(f"h{i}", HIKER) for i in range(20)])

@@ -64,6 +64,7 @@ def test_the_console_handler_filters_every_logger():
     assert ExternalIdFilter().filter(record) and SECRET_ID not in record.getMessage()
 
 
+@pytest.mark.slow
 def test_gunicorn_access_log_shows_the_hash():
     """The real thing: gunicorn's access log of a request that names a viewer in the path and query."""
     import os

@@ -337,6 +337,7 @@ class FakeChatServer(LoopbackServer):
 EXPANDED = "A hiker in orange trail shoes strides over wet granite as morning mist lifts off the pines"
 
 
+@pytest.mark.slow
 def test_expander_answers_and_falls_back_for_every_kind_of_failure():
     brief = "Trail shoes for the weekend"
     with FakeChatServer("ok", answer=f'"{EXPANDED}"\n') as good:
@@ -362,6 +363,7 @@ def test_expander_answers_and_falls_back_for_every_kind_of_failure():
     assert expand_brief(brief, url="", timeout=5).reason == "off"
 
 
+@pytest.mark.slow
 def test_a_hanging_expander_costs_at_most_its_timeout():
     with FakeChatServer("hang", answer=EXPANDED, hang_s=6) as server:
         started = time.monotonic()
@@ -391,6 +393,7 @@ def two_segment_campaign(org, brand):
     return campaign
 
 
+@pytest.mark.slow
 def test_generation_suggests_missing_settings_and_expands_the_brief_once(two_segment_campaign, settings):
     with FakeChatServer("ok", answer=EXPANDED) as server:
         settings.PROMPT_EXPANDER_URL, settings.PROMPT_EXPANDER_MODEL = server.url, "llama-3-8b"
@@ -409,6 +412,7 @@ def test_generation_suggests_missing_settings_and_expands_the_brief_once(two_seg
     assert runners.setting_source == "marketer"
 
 
+@pytest.mark.slow
 def test_generation_falls_back_to_the_brief_when_the_expander_fails(two_segment_campaign, settings):
     with FakeChatServer("error") as server:
         settings.PROMPT_EXPANDER_URL = server.url
@@ -419,6 +423,7 @@ def test_generation_falls_back_to_the_brief_when_the_expander_fails(two_segment_
         assert "Trail shoes for the weekend. set in" in clip.prompt
 
 
+@pytest.mark.slow
 def test_generation_waits_at_most_the_timeout_for_a_hanging_expander(two_segment_campaign, settings):
     with FakeChatServer("hang", answer=EXPANDED, hang_s=8) as server:
         settings.PROMPT_EXPANDER_URL, settings.PROMPT_EXPANDER_TIMEOUT = server.url, 1.0
@@ -429,6 +434,7 @@ def test_generation_waits_at_most_the_timeout_for_a_hanging_expander(two_segment
     assert all("Trail shoes for the weekend. set in" in c.prompt for c in Clip.objects.filter(job=job))
 
 
+@pytest.mark.slow
 def test_without_an_expander_the_job_says_so(two_segment_campaign):
     job = generate_here(two_segment_campaign)
     assert job.result["prompt_expansion"] == {"used": False, "reason": "off", "model": "", "seconds": 0.0}

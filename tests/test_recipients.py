@@ -85,6 +85,7 @@ def test_an_unusable_file_is_a_400_naming_file_and_leaves_nothing(manage_client,
     assert bucket_keys(s3_client) == before
 
 
+@pytest.mark.slow
 def test_too_many_rows_and_too_many_bytes_are_refused(manage_client, campaign, settings):
     rows = "".join(f"v{i},hiking\n" for i in range(settings.RECIPIENTS_MAX_ROWS + 1))
     response = manage_client.post(f"/api/v1/campaigns/{campaign.pk}/recipients",
@@ -117,6 +118,7 @@ def test_upload_needs_manage_scope_a_file_segments_and_this_organizations_campai
 
 # --- the import job -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_good_rows_go_in_placed_with_a_page_each_and_bad_rows_are_reported_by_line(manage_client, campaign, s3_client):
     text = GOOD_CSV + (
         "bad id!,hiking,rugged,en\n"            # line 5: external_id outside the allowed characters

@@ -120,6 +120,7 @@ def _profiles(org, people):
     return [factories.ProfileFactory(organization=org, attributes=a) for a in people]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_k_means_job_makes_named_segments_and_memberships(org):
     _profiles(org, CROWD_HIKERS + CROWD_GAMERS + CROWD_COOKS)
@@ -277,6 +278,7 @@ def test_segments_k_runs_as_a_job_on_a_worker(worker, org):
 
 # --- the web process stays light ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_web_process_never_imports_model_libraries():
     assert_web_process_stays_light(
         imports="import adplatform.urls, campaigns.api.urls, campaigns.api.serve_views, campaigns.services;"

@@ -114,6 +114,7 @@ def test_loop_appends_a_bridge_back_to_the_start_as_long_as_the_clip(engine, mon
     assert lengths == [9, 9]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames, looped", [(3, 7), (13, 25)])
 def test_short_and_long_clips_extend_loop_and_connect(engine, frames, looped):
     """A clip shorter than an edit's context (its edge frame stands in for the rest), and one whose

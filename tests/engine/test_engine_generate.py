@@ -28,6 +28,7 @@ def test_same_seed_same_frames(engine: Engine):
     assert np.array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_batched_seeds_equal_individual_runs(engine: Engine):
     seeds = [3, 11, 42]
     batched = engine.generate(seeds=seeds, **TINY_CALL)

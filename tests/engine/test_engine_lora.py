@@ -16,6 +16,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_switching_adapters_changes_output_without_reloading_base(engine: Engine, make_lora):
     lora_a, lora_b = str(make_lora(1)), str(make_lora(2))
     loads = Engine.base_loads
@@ -36,6 +37,7 @@ def test_switching_adapters_changes_output_without_reloading_base(engine: Engine
     assert engine.loaded_adapters[-1] == "brand-b"  # most recently used last
 
 
+@pytest.mark.slow
 def test_lora_file_path_is_accepted(engine: Engine, make_lora):
     folder = make_lora(1)
     from_folder = engine.generate(lora=("brand-a", str(folder)), **CALL)[0]
@@ -44,6 +46,7 @@ def test_lora_file_path_is_accepted(engine: Engine, make_lora):
     assert _same(from_folder, from_file)
 
 
+@pytest.mark.slow
 def test_least_recently_used_adapters_are_deleted(random_model_path, make_lora):
     small = Engine(random_model_path, device="cpu", max_adapters=2)
     loads = Engine.base_loads

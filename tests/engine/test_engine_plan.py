@@ -30,6 +30,7 @@ def naive_clip(engine: Engine, item: PlanItem, steps: int = REQUEST["steps"]) ->
     return to_uint8_frames(out.frames[0])
 
 
+@pytest.mark.slow
 def test_every_option_off_equals_one_pipe_call_per_clip(engine: Engine):
     result = run_plan(engine, items=ITEMS, options=PlanOptions(micro_batch=1), **REQUEST)
     assert len(result.clips) == len(ITEMS)
@@ -40,6 +41,7 @@ def test_every_option_off_equals_one_pipe_call_per_clip(engine: Engine):
     assert all("prefix" not in r and r["options"]["cache"] == "none" for r in result.records)
 
 
+@pytest.mark.slow
 def test_micro_batches_carry_each_items_own_prompt(engine: Engine):
     batched = run_plan(engine, items=ITEMS, options=PlanOptions(micro_batch=3), **REQUEST)
     alone = run_plan(engine, items=ITEMS, options=PlanOptions(micro_batch=1), **REQUEST)
@@ -51,6 +53,7 @@ def test_micro_batches_carry_each_items_own_prompt(engine: Engine):
     assert batched.micro_batch == 3 and batched.records[0]["micro_batch"] == 3
 
 
+@pytest.mark.slow
 def test_shared_prefix_is_recorded_and_saves_the_prefix_steps(engine: Engine):
     options = PlanOptions(micro_batch=1, prefix_fraction=0.5)
     result = run_plan(engine, items=ITEMS, options=options, **REQUEST)
@@ -66,6 +69,7 @@ def test_shared_prefix_is_recorded_and_saves_the_prefix_steps(engine: Engine):
     assert not np.array_equal(result.clips[2], naive_clip(engine, ITEMS[2]))
 
 
+@pytest.mark.slow
 def test_prefix_prompt_can_be_given(engine: Engine):
     common = "a product ad, brand colours"
     result = run_plan(engine, items=ITEMS, options=PlanOptions(prefix_fraction=0.5), prefix_prompts={5: common, 9: common},
@@ -81,6 +85,7 @@ def test_guidance_only_in_the_first_part(engine: Engine):
     assert not np.array_equal(result.clips[0], naive_clip(engine, ITEMS[0]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache", ["first_block", "taylorseer"])
 def test_step_cache_is_recorded_and_counted_in_blocks(engine: Engine, cache: str):
     steps = 8
@@ -126,6 +131,7 @@ def test_block_counter_counts_fractions(engine: Engine):
     assert counter.evaluations == 24
 
 
+@pytest.mark.slow
 def test_on_clip_streams_and_on_step_cancels(engine: Engine):
     got = []
     result = run_plan(engine, items=ITEMS, options=PlanOptions(micro_batch=2),

@@ -35,6 +35,7 @@ def test_splits_hold_out_combinations_and_the_brand_colour():
     assert all(BRAND_COLOUR not in s.caption() for s in train)
 
 
+@pytest.mark.slow
 def test_checker_recognises_ground_truth_clips():
     scenes = heldout_scenes() + [Scene(shape, BRAND_COLOUR, d, "white") for shape in SHAPES for d in DIRECTIONS]
     right = total = 0
@@ -60,6 +61,7 @@ def trained_engine():
     return Engine(TRAINED_TINY_DIR, device="cpu")
 
 
+@pytest.mark.slow
 def test_committed_checkpoint_loads_and_generates(trained_engine):
     from generation.families import WAN, family_for_model_path
     from generation.tiny_model import TRAINED_TINY_DIR, resolve_model_path
@@ -80,6 +82,7 @@ def test_committed_checkpoint_loads_and_generates(trained_engine):
     assert large.shape == (17, 64, 128, 3)
 
 
+@pytest.mark.slow
 def test_committed_checkpoint_draws_what_held_out_prompts_ask(trained_engine):
     """Colour, background and direction on prompts whose combination no training clip showed.
 
@@ -97,6 +100,7 @@ def test_committed_checkpoint_draws_what_held_out_prompts_ask(trained_engine):
     assert right["background"] >= 9 and right["foreground"] >= 7 and right["direction"] >= 7, right
 
 
+@pytest.mark.slow
 def test_committed_checkpoint_extends_a_moving_clip_along_its_motion(trained_engine):
     """The new frames carry the shape on the way it was going, without a jump at the seam.
 
@@ -160,6 +164,7 @@ def test_platform_prompts_carry_the_toy_meaning_of_setting_and_camera():
     assert not train_names & {random_brand(rng, "heldout").name for _ in range(200)}
 
 
+@pytest.mark.slow
 def test_committed_checkpoint_follows_the_setting_of_platform_prompts(trained_engine):
     """Setting -> background, on prompts of held-out brands, briefs and audiences as the platform's
     prompt builder words them (benchmarks/quality.py measures 96 clips, camera presets too: the

@@ -89,6 +89,7 @@ def test_checkpoints_are_complete_and_reported(trained):
     assert result.parameters["rank"] == 8 and result.parameters["alpha"] == 8
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(random_model_path, samples, tmp_path):
     from safetensors.torch import load_file
 
@@ -119,6 +120,7 @@ def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(ra
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_saved_lora_loads_into_a_stock_pipeline_and_changes_its_output(trained, random_model_path):
     from diffusers import WanPipeline
     from diffusers.utils.state_dict_utils import _load_sft_state_dict_metadata
@@ -143,6 +145,7 @@ def test_saved_lora_loads_into_a_stock_pipeline_and_changes_its_output(trained, 
     assert sorted(metadata["transformer.target_modules"]) == ["to_k", "to_out.0", "to_q", "to_v"]
 
 
+@pytest.mark.slow
 def test_on_step_false_cancels_between_steps(random_model_path, samples, tmp_path):
     seen = []
 
@@ -258,6 +261,7 @@ def test_a_masked_loss_ignores_the_prediction_off_the_product():
     assert flow_loss(prediction, target).item() == 1.0
 
 
+@pytest.mark.slow
 def test_the_trainer_masks_what_it_can_and_records_it(random_model_path, product_shots, samples, tmp_path):
     result = train_lora(model_path=random_model_path, samples=[*product_shots, samples[0]], output_dir=tmp_path,
                         steps=3, background_weight=0.0, **SMALL)
@@ -307,6 +311,7 @@ def test_an_image_trains_as_camera_moves_each_worded_for_the_model(samples):
     assert "sks brand, red fade" in captions  # a clip keeps its own motion and caption
 
 
+@pytest.mark.slow
 def test_the_trainer_records_the_camera_wording_it_moved_images_in(random_model_path, samples, tmp_path):
     result = train_lora(model_path=random_model_path, samples=samples, output_dir=tmp_path, steps=2,
                         camera_wording="tiny", **SMALL)
