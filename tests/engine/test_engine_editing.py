@@ -204,6 +204,62 @@ def test_the_decoders_error_at_a_seam_runs_on_into_the_new_frames():
     assert [int(both[t, 4, 4, 0]) for t in range(9)] == [100, 100, 100, 105, 115, 125, 135, 140, 140]
 
 
+def _square_moving_right(frames: int, *, start: int = 3) -> np.ndarray:
+    """A 16x16 grey clip with a bright 4x4 square moving right one pixel a frame."""
+    clip = np.full((frames, 16, 16, 3), 100.0, np.float32)
+    for t in range(frames):
+        clip[t, 6:10, start + t:start + t + 4] = 200.0
+    return clip
+
+
+def test_settling_takes_the_decoders_flicker_out_of_new_frames_and_leaves_real_change():
+    truth = _square_moving_right(7)
+    noise = np.random.default_rng(0).uniform(-6, 6, truth.shape).astype(np.float32)
+    decoded = truth + noise
+    decoded[0] = truth[0]  # the known frame: pasted back exactly
+    decoded[4, 0:3, 0:3] = 30.0  # something new the model drew, far off the frame before
+    known = np.array([True] + [False] * 6)
+    settled = editing.settle(decoded, known, ~known, gate=20.0)
+    assert np.abs(settled - decoded).max() <= 10.0 + 1e-4  # never further than half the gate
+    # The flicker is gone: the background and the square, carried along the motion.
+    assert np.abs(settled[1:, 12:, :] - 100.0).max() < 0.5
+    assert np.abs(settled[1:, 7:9] - truth[1:, 7:9])[:, :, 1:-1].mean() < 1.0
+    assert np.abs(decoded[1:] - truth[1:]).mean() > 2.5
+    # What changed by more than the gate stays as the model drew it.
+    assert (settled[4, 0:3, 0:3] == 30.0).all()
+    # No gate, no change.
+    assert np.array_equal(editing.settle(decoded, known, ~known, gate=0.0), decoded)
+
+
+def test_frames_between_two_known_ones_settle_towards_the_nearer():
+    decoded = np.full((7, 16, 16, 3), 100.0, np.float32)
+    decoded[6] = 110.0
+    decoded[1:6] += np.random.default_rng(1).uniform(-4, 4, decoded[1:6].shape).astype(np.float32)
+    known = np.array([True, False, False, False, False, False, True])
+    settled = editing.settle(decoded, known, ~known, gate=30.0)
+    middle = [float(settled[t].mean()) for t in range(7)]
+    assert middle[1] == pytest.approx(100.0 + 10.0 * 1 / 6, abs=0.5)
+    assert middle[5] == pytest.approx(100.0 + 10.0 * 5 / 6, abs=0.5)
+    assert all(a < b for a, b in zip(middle, middle[1:]))
+
+
+def test_a_condition_settles_new_frames_by_the_decoders_error_on_the_kept_ones():
+    """The gate is settle_gate times the decoder's median error on the wholly pasted frames: here
+    the decoder is 4 off there, so new frames within 12 of the frame before take its value."""
+    source = np.full((6, 16, 16, 3), 100, np.uint8)
+    paste = np.zeros((6, 16, 16), np.float32)
+    paste[:2] = 1.0
+    decoded = np.full((6, 16, 16, 3), 104, np.uint8)
+    decoded[2:] = (100 + np.random.default_rng(2).integers(-9, 10, (4, 16, 16, 3))).astype(np.uint8)
+    decoded[5, :4, :4] = 160  # a real change
+    plain = editing.Condition(source=source, keep=paste, paste=paste).paste_into(decoded, 0)
+    assert np.array_equal(plain[2:], decoded[2:])
+    settled = editing.Condition(source=source, keep=paste, paste=paste, settle_gate=6.0).paste_into(decoded, 0)
+    assert (settled[:2] == 100).all()
+    assert (settled[2:5] == 100).all() and (settled[5, 4:, 4:] == 100).all()
+    assert (settled[5, :4, :4] == 160).all()
+
+
 def test_loop_of_a_clip_that_loops_already_returns_it_unchanged(engine, monkeypatch):
     still = render_clip(Scene("square", "blue", "still", "yellow"), seed=3, num_frames=9, width=32, height=32)
     monkeypatch.setattr(engine, "generate", lambda **kwargs: pytest.fail("a seamless clip needs no generation"))
