@@ -242,7 +242,7 @@ def image_to_video(engine, *, image: np.ndarray, prompt: str, negative_prompt: s
     clips = engine.generate(prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, num_frames=num_frames,
                             width=width, height=height, steps=steps, guidance=guidance, fps=fps, lora=lora,
                             on_step=on_step, condition=condition)
-    return [EditOutput(frames=clip, mask=_mask_bytes(keep), conditioning=PATH) for clip in clips]
+    return [EditOutput(frames=clip, mask=_mask_bytes(keep), conditioning=made_by(engine, PATH)) for clip in clips]
 
 
 def rescene(engine, *, clip: np.ndarray, keep_box, prompt: str, negative_prompt: str, seeds: list[int], steps: int,
@@ -263,7 +263,7 @@ def rescene(engine, *, clip: np.ndarray, keep_box, prompt: str, negative_prompt:
     outputs = engine.generate(prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, num_frames=frames,
                               width=width, height=height, steps=steps, guidance=guidance, lora=lora,
                               on_step=on_step, condition=condition)
-    return [EditOutput(frames=out, mask=_mask_bytes(paste), conditioning=PATH) for out in outputs]
+    return [EditOutput(frames=out, mask=_mask_bytes(paste), conditioning=made_by(engine, PATH)) for out in outputs]
 
 
 def extend(engine, *, clip: np.ndarray, frames: int, direction: str, prompt: str, negative_prompt: str,
@@ -312,7 +312,8 @@ def extend(engine, *, clip: np.ndarray, frames: int, direction: str, prompt: str
                 videos[i], kept[i] = np.concatenate([videos[i], new]), np.concatenate([kept[i], blank])
             else:
                 videos[i], kept[i] = np.concatenate([new, videos[i]]), np.concatenate([blank, kept[i]])
-    return [EditOutput(frames=video, mask=_mask_bytes(k), conditioning=MOTION_PATH if guided else PATH,
+    path = made_by(engine, MOTION_PATH if guided else PATH)
+    return [EditOutput(frames=video, mask=_mask_bytes(k), conditioning=path,
                        extra={"windows": windows}) for video, k in zip(videos, kept)]
 
 
@@ -340,8 +341,14 @@ def loop(engine, *, clip: np.ndarray, prompt: str, negative_prompt: str, seeds: 
         inner = bridge[1:-1]
         mask = np.concatenate([np.ones(clip.shape[:3], np.float32), np.zeros(inner.shape[:3], np.float32)])
         outputs.append(EditOutput(frames=np.concatenate([clip, inner]), mask=_mask_bytes(mask),
-                                  conditioning=MOTION_PATH))
+                                  conditioning=made_by(engine, MOTION_PATH)))
     return outputs
+
+
+def made_by(engine, blended: str) -> str:
+    """What an edit records as its `conditioning`: the pipeline's class where it keeps pixels
+    natively (WanVACEPipeline: the edit's guide is not given to it), else the latent-blend path."""
+    return engine.family.pipeline_class if engine.family.native_condition else blended
 
 
 def loops_seamlessly(clip: np.ndarray) -> bool:
@@ -373,7 +380,7 @@ def connect(engine, *, clip: np.ndarray, other: np.ndarray, prompt: str, negativ
     for bridge in bridges:
         mask = np.zeros(bridge.shape[:3], np.float32)
         mask[0] = mask[-1] = 1.0
-        outputs.append(EditOutput(frames=bridge, mask=_mask_bytes(mask), conditioning=MOTION_PATH))
+        outputs.append(EditOutput(frames=bridge, mask=_mask_bytes(mask), conditioning=made_by(engine, MOTION_PATH)))
     return outputs
 
 

@@ -192,38 +192,50 @@ class Engine:
             if fps is not None and self.family.fps_argument:
                 call_kwargs[self.family.fps_argument] = fps
 
-            # 5. Denoise all seeds in one batched call; progress and cancellation through the
-            #    pipeline's own step hook.
+            # 5. Denoise all seeds in one batched call (a pipeline that makes one video a call: one
+            #    call per seed); progress and cancellation through the pipeline's own step hook.
             cancelled = False
             blend = None
-            if condition is not None:
+            if condition is not None and not self.family.native_condition:
                 blend = _Blend(self, condition, generators, num_frames=num_frames, width=width, height=height,
                                steps=steps)
                 call_kwargs["latents"] = blend.noise
+            calls = [list(range(batch))] if not self.family.native_condition else [[i] for i in range(batch)]
+            done_before = 0
 
             def step_end(pipe, step_index: int, timestep, callback_kwargs: dict) -> dict:
                 nonlocal cancelled
-                total = getattr(pipe, "num_timesteps", None) or steps
+                total = (getattr(pipe, "num_timesteps", None) or steps) * len(calls)
                 if blend is not None:
                     callback_kwargs["latents"] = blend.hold(pipe, step_index, callback_kwargs["latents"])
-                if on_step is not None and on_step(step_index + 1, total) is False:
+                if on_step is not None and on_step(done_before + step_index + 1, total) is False:
                     cancelled = True
                     # The pipeline skips its remaining steps when this is set.
                     pipe._interrupt = True
                 return callback_kwargs
 
-            output = self.pipe(
-                num_frames=num_frames,
-                width=width,
-                height=height,
-                num_inference_steps=steps,
-                guidance_scale=float(guidance),
-                generator=generators,
-                output_type="np",
-                callback_on_step_end=step_end,
-                callback_on_step_end_tensor_inputs=["latents"],
-                **call_kwargs,
-            )
+            frames = []
+            for items in calls:
+                kwargs = call_kwargs if not self.family.native_condition else {
+                    k: v[items] if isinstance(v, torch.Tensor) else v for k, v in call_kwargs.items()}
+                if condition is not None and self.family.native_condition:
+                    kwargs = {**kwargs, **_native_condition(condition, items[0])}
+                output = self.pipe(
+                    num_frames=num_frames,
+                    width=width,
+                    height=height,
+                    num_inference_steps=steps,
+                    guidance_scale=float(guidance),
+                    generator=generators[items[0]] if self.family.native_condition else generators,
+                    output_type="np",
+                    callback_on_step_end=step_end,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                    **kwargs,
+                )
+                frames.extend(output.frames)
+                done_before += steps
+                if cancelled:
+                    break
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.last_forward_calls = self._forward_calls
@@ -232,7 +244,6 @@ class Engine:
                 raise GenerationCancelled(f"generation cancelled by on_step after {self._forward_calls} forward calls.")
 
             # 6. One uint8 clip per seed; kept pixels pasted back over what the decoder made of them.
-            frames = output.frames
             if len(frames) != batch:
                 raise RuntimeError(f"pipeline returned {len(frames)} videos for {batch} seeds.")
             clips = [to_uint8_frames(np.asarray(video)) for video in frames]
@@ -311,6 +322,29 @@ class Engine:
 
     def _count_forward(self, module, args, output) -> None:
         self._forward_calls += 1
+
+
+# What a native-condition pipeline (WanVACEPipeline) is given where it is to make pixels: VACE
+# marks them in its mask and expects them mid-grey (0 in its -1..1 range) in the source video.
+_NATIVE_UNKNOWN = 127
+
+
+def _native_condition(condition: Condition, index: int) -> dict:
+    """`video=` and `mask=` for a native-condition pipeline, for the seed at `index`: the source as
+    RGB frames, and a mask that is white where the pipeline makes pixels, those mid-grey in the
+    video. What it keeps is what is pasted back (`paste`: a re-scene's product, not its whole box,
+    whose old background the model is to replace); the rest of the source (a motion guess) is not
+    given: the model needs none."""
+    from PIL import Image
+
+    source = condition.sources()[min(index, condition.sources().shape[0] - 1)]
+    paste = condition.paste if condition.paste.ndim == 4 else condition.paste[None]
+    keep = paste[min(index, paste.shape[0] - 1)] >= 0.5
+    known = np.where(keep[..., None], source, np.uint8(_NATIVE_UNKNOWN))
+    return {
+        "video": [Image.fromarray(frame) for frame in known],
+        "mask": [Image.fromarray(np.where(k, 0, 255).astype(np.uint8)) for k in keep],
+    }
 
 
 class _Blend:

@@ -9,6 +9,7 @@ sources (`check_inputs`, `prepare_latents` and the VAE compression ratios):
 | wan | WanPipeline | 4k+1 | 16 | VAE compresses time 4x; `check_inputs` demands /16 (VAE 8 x patch 2) |
 | ltx | LTXPipeline | 8k+1 | 32 | VAE compresses time 8x and space 32x; `check_inputs` demands /32 |
 | cogvideox | CogVideoXPipeline | 8k+1 | 16 | see below |
+| wan (VACE) | WanVACEPipeline | 4k+1 | 16 | Wan's; takes a source video and a mask (edits) |
 
 CogVideoX (1.0) needs more than its pipeline checks. Its VAE compresses time 4x, but decodes latent
 frames in slices of 2 and gives 8 frames per even slice: 13 frames (4 latents) come back as 16,
@@ -23,7 +24,7 @@ and CogVideoX decode a different count than asked): we refuse instead, loudly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # Bounds that hold for every family (generation.limits): beyond them a request is a typo or a
@@ -57,6 +58,10 @@ class ModelFamily:
     # Decode in float32 even when the rest runs in bf16 (Wan's reference code does: its VAE
     # loses detail and colour in bf16).
     vae_in_float32: bool = False
+    # The pipeline keeps known pixels itself: it takes the source video and a mask of what to make
+    # (`video=`, `mask=`; Wan's VACE), one video a call. The engine hands it an edit's condition
+    # instead of blending latents, and records its class as the clip's `conditioning`.
+    native_condition: bool = False
 
     def allowed_frames(self, *, count: int = 4) -> list[int]:
         """The first `count` frame counts this family accepts, for error messages."""
@@ -143,9 +148,13 @@ COGVIDEOX = ModelFamily(
     lora_target_modules=("to_q", "to_k", "to_v", "to_out.0"),
 )
 
+# Wan's editing model (VACE: Wan2.1-VACE-1.3B, -14B) is the wan family (the same latents, rules,
+# defaults and LoRA targets) in a pipeline that takes a condition natively.
+WAN_VACE = replace(WAN, pipeline_class="WanVACEPipeline", native_condition=True)
+
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (WAN, LTX, COGVIDEOX)}
 DEFAULT_FAMILY = WAN
-_BY_PIPELINE_CLASS: dict[str, ModelFamily] = {f.pipeline_class: f for f in FAMILIES.values()}
+_BY_PIPELINE_CLASS: dict[str, ModelFamily] = {f.pipeline_class: f for f in (*FAMILIES.values(), WAN_VACE)}
 
 
 def text_window(family: ModelFamily, tokenizer) -> int:

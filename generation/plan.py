@@ -285,8 +285,9 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
     # 1. Check inputs.
     options.check()
     pipe = engine.pipe
-    if engine.family.name != "wan":
-        raise ValueError(f"the campaign plan runs Wan pipelines; this model is {engine.family.name}.")
+    if engine.family.name != "wan" or engine.family.native_condition:
+        raise ValueError(f"the campaign plan runs WanPipeline's transformer; this model is a "
+                         f"{engine.family.pipeline_class}.")
     if getattr(pipe, "transformer_2", None) is not None or getattr(pipe.config, "boundary_ratio", None) is not None:
         raise ValueError("the campaign plan runs one-transformer Wan pipelines (Wan 2.1); this one has two.")
     errors = engine.family.validate(num_frames=num_frames, width=width, height=height)

@@ -7,6 +7,8 @@
   and `save_pretrained`, about 0.6 MB, into the model cache. Its videos are noise; it is the
   fastest model that exercises the same loading, LoRA and generation code (plumbing tests, and
   the speed benchmarks' baseline).
+- `tiny-random-vace`: the same in a `WanVACEPipeline` (Wan's editing model: a source video and a
+  mask in, the masked part made), for the engine's native-condition path.
 
 No model hub is reachable here; both are normal diffusers folders that every code path loads
 exactly like a real Wan2.1 checkpoint.
@@ -24,6 +26,7 @@ BUILDER_VERSION = 1
 MARKER_NAME = "tiny_model.json"
 TINY_NAME = "tiny"
 RANDOM_NAME = "tiny-random"
+RANDOM_VACE_NAME = "tiny-random-vace"
 TRAINED_TINY_DIR = Path(__file__).resolve().parent / "checkpoints" / "tiny"
 # Brand-LoRA settings for the tiny models: they learn in seconds on a CPU. These teach `tiny` a new
 # colour from 8 images in about 20 s (benchmarks/quality.py, which uses them too).
@@ -51,8 +54,9 @@ _VOCAB_SIZE = 512
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 
 
-def build_tiny_model(folder: str | Path, *, seed: int = 0) -> Path:
-    """Build the tiny Wan pipeline into `folder` (unless already there) and return the folder.
+def build_tiny_model(folder: str | Path, *, seed: int = 0, vace: bool = False) -> Path:
+    """Build the tiny Wan pipeline (`vace`: a WanVACEPipeline) into `folder` (unless already there)
+    and return the folder.
 
     Deterministic: the same seed gives byte-identical weights. Idempotent and crash-safe: the
     model is written to a sibling temp folder and renamed into place, so `folder` is either
@@ -61,18 +65,19 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0) -> Path:
     folder = Path(folder)
 
     # 1. Already built by this builder version with this seed: nothing to do.
-    if _is_complete(folder, seed=seed):
+    if _is_complete(folder, seed=seed, vace=vace):
         return folder
 
     # 2. Build into a staging sibling folder, renamed into place (generation.atomic). An outdated
     #    build is replaced; a concurrent builder that won the race leaves a complete folder, and
     #    ours is then discarded.
-    with staged_folder(folder, keep=lambda existing: _is_complete(existing, seed=seed)) as staging:
-        pipe = _build_pipeline(seed=seed)
+    with staged_folder(folder, keep=lambda existing: _is_complete(existing, seed=seed, vace=vace)) as staging:
+        pipe = _build_pipeline(seed=seed, vace=vace)
         pipe.save_pretrained(staging)
         # The marker goes last: its presence means every other file is complete.
         (staging / MARKER_NAME).write_text(
-            json.dumps({"builder_version": BUILDER_VERSION, "seed": seed}, sort_keys=True), encoding="utf-8"
+            json.dumps({"builder_version": BUILDER_VERSION, "seed": seed, "vace": vace}, sort_keys=True),
+            encoding="utf-8",
         )
     return folder
 
@@ -82,6 +87,8 @@ def resolve_model_path(name_or_path: str, cache_dir: Path) -> Path:
     random-weight model built under `cache_dir`; anything else must be a local diffusers folder."""
     if name_or_path == RANDOM_NAME:
         return build_tiny_model(Path(cache_dir) / RANDOM_NAME)
+    if name_or_path == RANDOM_VACE_NAME:
+        return build_tiny_model(Path(cache_dir) / RANDOM_VACE_NAME, vace=True)
     if name_or_path == TINY_NAME:
         if not (TRAINED_TINY_DIR / "model_index.json").is_file():
             raise FileNotFoundError(f"{TRAINED_TINY_DIR} has no model_index.json: run `make tiny-model`.")
@@ -97,7 +104,7 @@ def resolve_model_path(name_or_path: str, cache_dir: Path) -> Path:
     return path
 
 
-def _is_complete(folder: Path, *, seed: int) -> bool:
+def _is_complete(folder: Path, *, seed: int, vace: bool = False) -> bool:
     marker = folder / MARKER_NAME
     if not (marker.is_file() and (folder / "model_index.json").is_file()):
         return False
@@ -105,7 +112,8 @@ def _is_complete(folder: Path, *, seed: int) -> bool:
         info = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return info.get("builder_version") == BUILDER_VERSION and info.get("seed") == seed
+    return (info.get("builder_version") == BUILDER_VERSION and info.get("seed") == seed
+            and bool(info.get("vace", False)) == vace)
 
 
 def _build_tokenizer():
@@ -131,9 +139,16 @@ def _build_tokenizer():
     )
 
 
-def _build_pipeline(*, seed: int):
+def _build_pipeline(*, seed: int, vace: bool = False):
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     tokenizer = _build_tokenizer()
@@ -167,7 +182,11 @@ def _build_pipeline(*, seed: int):
     ).eval()
 
     torch.manual_seed(seed + 2)
-    transformer = WanTransformer3DModel(
+    # VACE adds control blocks beside the layers it names; its control input is the source's
+    # latents, the masked source's and the mask folded to the latent grid (16 + 16 + 8x8 channels).
+    vace_dims = {"vace_layers": [0, 1], "vace_in_channels": 96} if vace else {}
+    transformer = (WanVACETransformer3DModel if vace else WanTransformer3DModel)(
+        **vace_dims,
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=16,
@@ -183,6 +202,6 @@ def _build_pipeline(*, seed: int):
     ).eval()
 
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-    return WanPipeline(
+    return (WanVACEPipeline if vace else WanPipeline)(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
     )

@@ -525,6 +525,17 @@ def test_real_rescene_into_a_segment(campaign):
 
 
 @pytest.mark.slow
+def test_real_rescene_on_a_vace_checkpoint_goes_through_its_pipeline(campaign, settings, tmp_path_factory):
+    settings.GENERATION_MODEL = "tiny-random-vace"
+    settings.MODEL_CACHE_DIR = tmp_path_factory.getbasetemp() / "vace-models"
+    source = stored_clip(campaign, segment=campaign.segments.first(), status=Clip.Status.APPROVED)
+    job = services.clip_edit(clip=source, kind="rescene", keep_box=BOX, segment=campaign.segments.last().pk,
+                             steps=2, enqueue=False)
+    [clip] = check_edited(run_job(job, clip_edit_run), source, kind="rescene", num_frames=source.num_frames)
+    assert clip.conditioning == "WanVACEPipeline"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_real_extend_adds_the_frames(campaign, direction):
     source = stored_clip(campaign, segment=campaign.segments.first())

@@ -32,6 +32,7 @@ from .webhooks import webhook_campaign_status_changed
 OWN_MODEL_DEFAULTS = {
     "tiny": {"num_frames": 9, "width": 32, "height": 32, "fps": 8, "steps": 20, "guidance": 5.0},
     "tiny-random": {"num_frames": 17, "width": 128, "height": 128, "fps": 8, "steps": 8, "guidance": 5.0},
+    "tiny-random-vace": {"num_frames": 17, "width": 128, "height": 128, "fps": 8, "steps": 8, "guidance": 5.0},
 }
 
 

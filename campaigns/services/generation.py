@@ -152,7 +152,10 @@ def campaign_generate_run(handle: JobHandle) -> dict:
         adapter = (f"lora-{lora.pk}", str(lora_local_file(lora))) if lora else None
         start_image = _start_image(campaign)
 
-        if settings.GENERATION_PLAN and start_image is None and engine.family.name == "wan":
+        # The plan drives WanPipeline's transformer step by step; a VACE checkpoint (its transformer
+        # needs the control input) generates through its own pipeline, clip by clip.
+        plan_runs = engine.family.name == "wan" and not engine.family.native_condition
+        if settings.GENERATION_PLAN and start_image is None and plan_runs:
             # 3. The campaign plan: every missing clip of every segment in one plan (generation/plan.py).
             made, plan_record = _generate_with_plan(
                 handle, engine=engine, campaign=campaign, segments=segments, variants=variants, brief=brief,

@@ -37,6 +37,15 @@ def engine(random_model_path):
 
 
 @pytest.fixture(scope="session")
+def vace_engine(tmp_path_factory):
+    """The tiny random model in a WanVACEPipeline: the engine's native-condition path."""
+    from generation.engine import Engine
+    from generation.tiny_model import build_tiny_model
+
+    return Engine(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-random-vace", vace=True), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def make_lora(random_model_path, tmp_path_factory):
     """make_lora(seed) -> folder with a random LoRA for the tiny transformer (diffusers format)."""
     cache: dict[int, Path] = {}
