@@ -238,8 +238,10 @@ def test_frames_between_two_known_ones_settle_towards_the_nearer():
     known = np.array([True, False, False, False, False, False, True])
     settled = editing.settle(decoded, known, ~known, gate=30.0)
     middle = [float(settled[t].mean()) for t in range(7)]
-    assert middle[1] == pytest.approx(100.0 + 10.0 * 1 / 6, abs=0.5)
-    assert middle[5] == pytest.approx(100.0 + 10.0 * 5 / 6, abs=0.5)
+    # Frame 1 is 1 from the start and 5 from the end: weights 1/1 and 1/25.
+    assert middle[1] == pytest.approx(100.0 + 10.0 * (1 / 25) / (1 + 1 / 25), abs=0.2)
+    assert middle[3] == pytest.approx(105.0, abs=0.2)
+    assert middle[5] == pytest.approx(110.0 - 10.0 * (1 / 25) / (1 + 1 / 25), abs=0.2)
     assert all(a < b for a, b in zip(middle, middle[1:]))
 
 
