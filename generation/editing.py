@@ -50,9 +50,11 @@ class Condition:
     def keeps(self) -> np.ndarray:
         return self.keep if self.keep.ndim == 4 else self.keep[None]
 
+    def pastes(self) -> np.ndarray:
+        return self.paste if self.paste.ndim == 4 else self.paste[None]
+
     def check(self, *, num_frames: int, width: int, height: int, batch: int) -> None:
-        source, keep = self.sources(), self.keeps()
-        paste = self.paste if self.paste.ndim == 4 else self.paste[None]
+        source, keep, paste = self.sources(), self.keeps(), self.pastes()
         if source.shape[1:] != (num_frames, height, width, 3) or source.dtype != np.uint8:
             raise ValueError(f"condition source must be uint8 ({num_frames}, {height}, {width}, 3); "
                              f"got {source.dtype} {source.shape[1:]}.")
@@ -70,31 +72,31 @@ class Condition:
     def paste_into(self, clip: np.ndarray, index: int) -> np.ndarray:
         """The generated clip with the source's pixels put back where `paste` says, feathered by one pixel."""
         source = self.sources()[min(index, self.sources().shape[0] - 1)].astype(np.float32)
-        paste = self.paste if self.paste.ndim == 4 else self.paste[None]
+        paste = self.pastes()
         alpha = feather(paste[min(index, paste.shape[0] - 1)])[..., None]
         decoded = clip.astype(np.float32)
         out = alpha * source + (1.0 - alpha) * decoded
+        whole = alpha[..., 0].min(axis=(1, 2)) >= 1.0  # frames wholly pasted back
+        new = alpha[..., 0].max(axis=(1, 2)) <= 0.0  # frames nothing is pasted into
         if self.seam_motion is not None:
-            out += _seam_residuals(source - decoded, alpha[..., 0], self.seam_motion)
-        if self.settle_gate > 0.0:
-            whole = alpha[..., 0].min(axis=(1, 2)) >= 1.0
-            if whole.any():
-                error = float(np.median(np.abs(source[whole] - decoded[whole]).max(axis=-1)))
-                out = settle(out, whole, alpha[..., 0].max(axis=(1, 2)) <= 0.0, gate=self.settle_gate * error)
+            out += _seam_residuals(source - decoded, whole, new, self.seam_motion)
+        if self.settle_gate > 0.0 and whole.any():
+            error = float(np.median(np.abs(source[whole] - decoded[whole]).max(axis=-1)))
+            out = settle(out, whole, new, gate=self.settle_gate * error)
         return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
 
 
-def _seam_residuals(residual: np.ndarray, alpha: np.ndarray, motion: tuple[float, float]) -> np.ndarray:
-    """(F, H, W, 3) corrections for the frames that nothing is pasted into: the residuals of the
-    nearest wholly pasted frame before and after each, moved along `motion` by the distance, each
-    weighted 1, 3/4, 1/2, 1/4 over the SEAM_FRAMES frames nearest it (0 beyond), and shared out
-    where both reach (their weights scaled to sum to 1), so the correction changes smoothly."""
-    whole = [t for t in range(alpha.shape[0]) if alpha[t].min() >= 1.0]
+def _seam_residuals(residual: np.ndarray, whole: np.ndarray, new: np.ndarray,
+                    motion: tuple[float, float]) -> np.ndarray:
+    """(F, H, W, 3) corrections for the `new` frames (nothing pasted into them): the residuals of
+    the nearest `whole` (wholly pasted) frame before and after each, moved along `motion` by the
+    distance, each weighted 1, 3/4, 1/2, 1/4 over the SEAM_FRAMES frames nearest it (0 beyond), and
+    shared out where both reach (their weights scaled to sum to 1), so the correction changes
+    smoothly."""
+    pasted = np.flatnonzero(whole).tolist()
     out = np.zeros_like(residual)
-    for t in range(alpha.shape[0]):
-        if alpha[t].max() > 0.0:
-            continue
-        sides = [max((k for k in whole if k < t), default=None), min((k for k in whole if k > t), default=None)]
+    for t in np.flatnonzero(new).tolist():
+        sides = [max((k for k in pasted if k < t), default=None), min((k for k in pasted if k > t), default=None)]
         parts = [(1.0 - (abs(k - t) - 1) / SEAM_FRAMES, k) for k in sides if k is not None]
         parts = [(w, k) for w, k in parts if w > 0.0]
         total = sum(w for w, _ in parts)

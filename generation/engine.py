@@ -180,10 +180,12 @@ class Engine:
             # 2. Select the brand adapter (or none) on the already-loaded base model.
             self._use_lora(lora)
 
-            # 3. Encode the prompt once, and repeat the embeddings for every seed in the batch.
+            # 3. Encode the prompt once, and repeat the embeddings for every seed in the batch (a
+            #    pipeline that makes one video a call gets them once, for each of its calls).
             batch = len(seeds)
+            native = self.family.native_condition
             call_kwargs = self._encode(
-                prompt=prompt, negative_prompt=negative_prompt, guidance=float(guidance), batch=batch
+                prompt=prompt, negative_prompt=negative_prompt, guidance=float(guidance), batch=1 if native else batch
             )
 
             # 4. One generator per seed, on the CPU: the starting noise for a seed is then the
@@ -196,11 +198,11 @@ class Engine:
             #    call per seed); progress and cancellation through the pipeline's own step hook.
             cancelled = False
             blend = None
-            if condition is not None and not self.family.native_condition:
+            if condition is not None and not native:
                 blend = _Blend(self, condition, generators, num_frames=num_frames, width=width, height=height,
                                steps=steps)
                 call_kwargs["latents"] = blend.noise
-            calls = [list(range(batch))] if not self.family.native_condition else [[i] for i in range(batch)]
+            calls = [[i] for i in range(batch)] if native else [list(range(batch))]
             done_before = 0
 
             def step_end(pipe, step_index: int, timestep, callback_kwargs: dict) -> dict:
@@ -216,9 +218,8 @@ class Engine:
 
             frames = []
             for items in calls:
-                kwargs = call_kwargs if not self.family.native_condition else {
-                    k: v[items] if isinstance(v, torch.Tensor) else v for k, v in call_kwargs.items()}
-                if condition is not None and self.family.native_condition:
+                kwargs = call_kwargs
+                if condition is not None and native:
                     kwargs = {**kwargs, **_native_condition(condition, items[0])}
                 output = self.pipe(
                     num_frames=num_frames,
@@ -226,7 +227,7 @@ class Engine:
                     height=height,
                     num_inference_steps=steps,
                     guidance_scale=float(guidance),
-                    generator=generators[items[0]] if self.family.native_condition else generators,
+                    generator=generators[items[0]] if native else generators,
                     output_type="np",
                     callback_on_step_end=step_end,
                     callback_on_step_end_tensor_inputs=["latents"],
@@ -338,7 +339,7 @@ def _native_condition(condition: Condition, index: int) -> dict:
     from PIL import Image
 
     source = condition.sources()[min(index, condition.sources().shape[0] - 1)]
-    paste = condition.paste if condition.paste.ndim == 4 else condition.paste[None]
+    paste = condition.pastes()
     keep = paste[min(index, paste.shape[0] - 1)] >= 0.5
     known = np.where(keep[..., None], source, np.uint8(_NATIVE_UNKNOWN))
     return {
