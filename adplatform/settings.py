@@ -316,6 +316,9 @@ GENERATION_PREFIX_PROMPT = env.str("GENERATION_PREFIX_PROMPT", default="first") 
 GENERATION_CACHE = env.str("GENERATION_CACHE", default="mag")  # none | first_block | mag | taylorseer
 GENERATION_CACHE_THRESHOLD = env.float("GENERATION_CACHE_THRESHOLD", default=0.0)  # 0: the cache's default
 GENERATION_GUIDANCE_FRACTION = env.float("GENERATION_GUIDANCE_FRACTION", default=0.25)  # share of steps with CFG
+# The camera guide (README "Camera guide"): after this share of the steps a campaign's clips are
+# steered onto its camera move (their own first frame carried along it); 0: the prompt's words alone.
+GENERATION_CAMERA_GUIDE = env.float("GENERATION_CAMERA_GUIDE", default=0.6)
 WORK_DIR = env.path("WORK_DIR", default=VAR_DIR / "work")
 # LoRA training writes a resumable checkpoint to storage this often (steps).
 LORA_CHECKPOINT_EVERY = env.int("LORA_CHECKPOINT_EVERY", default=50)

@@ -47,7 +47,7 @@ from generation.engine import Engine  # noqa: E402
 from generation.eval.adherence import measure_clip, score_clip  # noqa: E402
 from generation.tiny_model import TINY_LORA, resolve_model_path  # noqa: E402
 from generation.training.trainer import DEFAULT_BACKGROUND_WEIGHT  # noqa: E402
-from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE  # noqa: E402
+from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE, camera_preset  # noqa: E402
 from generation.toyworld import platform as toy_platform  # noqa: E402
 from generation.toyworld.world import (  # noqa: E402
     BRAND_COLOUR, BRAND_SHADES, DIRECTIONS, SHAPES, TRAIN_COLOURS, Scene, heldout_scenes, render_clip,
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     # GENERATION_GUIDANCE_FRACTION).
     parser.add_argument("--plan-cache", default="mag")
     parser.add_argument("--plan-guidance-fraction", type=float, default=0.25)
+    parser.add_argument("--plan-camera-guide", type=float, default=0.6,
+                        help="share of the steps after which clips are steered onto the camera move (0: off)")
     parser.add_argument("--no-plan", action="store_true", help="platform suite: one plain engine call per segment")
     return parser
 
@@ -160,10 +162,11 @@ def _platform_suite(engine, model_path: Path, tmp: Path, call: dict, args) -> di
                 prompt = toy_platform.platform_prompt(
                     brand=brand, brief=brief, setting_key=setting, camera=camera,
                     segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
-                segments.append((setting, prompt, [rng.randrange(2**31) for _ in range(SEEDS_PER_SEGMENT)]))
+                segments.append((setting, prompt, [rng.randrange(2**31) for _ in range(SEEDS_PER_SEGMENT)],
+                                 camera_preset(camera).screen_motion))
             with_lora = _campaign_clips(engine, segments, ("brand", str(lora_path)), call, args)
             without = _campaign_clips(engine, segments, None, call, args)
-            for s, (setting, prompt, seeds) in enumerate(segments):
+            for s, (setting, prompt, seeds, _) in enumerate(segments):
                 for k in range(len(seeds)):
                     clip, plain = with_lora[s][k], without[s][k]
                     m, p = measure_clip(clip), measure_clip(plain)
@@ -200,12 +203,14 @@ def _campaign_clips(engine, segments: list, lora, call: dict, args) -> list[list
     """One campaign's clips, [segment][seed]: through the platform's campaign plan with the options
     of --plan-cache / --plan-guidance-fraction, or with --no-plan one engine call per segment."""
     if args.no_plan:
-        return [engine.generate(prompt=prompt, seeds=seeds, lora=lora, **call) for _, prompt, seeds in segments]
+        return [engine.generate(prompt=prompt, seeds=seeds, lora=lora, **call) for _, prompt, seeds, _ in segments]
     from generation.plan import PlanItem, PlanOptions, mag_ratios_for, run_plan
 
-    options = PlanOptions(cache=args.plan_cache, guidance_fraction=args.plan_guidance_fraction)
+    options = PlanOptions(cache=args.plan_cache, guidance_fraction=args.plan_guidance_fraction,
+                          camera_guide=args.plan_camera_guide)
     options.check()
-    items = [PlanItem(prompt, call["negative_prompt"], seed) for _, prompt, seeds in segments for seed in seeds]
+    items = [PlanItem(prompt, call["negative_prompt"], seed, camera_motion=motion)
+             for _, prompt, seeds, motion in segments for seed in seeds]
     request = {k: call[k] for k in ("num_frames", "width", "height", "steps", "guidance")}
     ratios = None
     if options.cache == "mag":  # the checkpoint's, or calibrated once as a worker does

@@ -27,7 +27,7 @@ import torch
 from generation.families import ModelFamily, family_for_model_path, text_window
 from generation.editing import Condition
 from generation.media import to_uint8_frames
-from generation.pixels import frames_to_pixels
+from generation.pixels import encode_frames
 
 logger = logging.getLogger(__name__)
 
@@ -377,13 +377,7 @@ class _Blend:
             device, engine.dtype)
 
         # 2. The source's latents, normalised.
-        source = condition.sources()  # (B or 1, F, H, W, 3) uint8
-        pixels = frames_to_pixels(source)
-        with torch.no_grad():
-            z = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean.float()
-        mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)
-        std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
-        self.x0 = ((z - mean) / std).to(engine.dtype)
+        self.x0 = encode_frames(vae, condition.sources(), device).to(engine.dtype)  # sources: (B or 1, F, H, W, 3)
 
         # 3. The keep-mask on the latent grid; the guide is every other cell.
         keep = torch.from_numpy(condition.keeps()).float()  # (B or 1, F, H, W)

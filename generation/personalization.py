@@ -72,10 +72,16 @@ class CameraPreset:
     # Family name (or "tiny", the toy world's own checkpoint) -> the clause that model's prompts
     # carry; "wan" is the default wording.
     wording: dict[str, str]
+    # Where the scene travels on screen over a clip, as shares of the frame (x right, y down): a pan
+    # to the left slides it right. None: no translation says the move (a push-in is a zoom).
+    screen_motion: tuple[float, float] | None = None
 
     def words_for(self, family: str) -> str:
         return self.wording.get(family, self.wording["wan"])
 
+
+# The share of the frame a camera move carries the scene over one clip (the toy world's paths travel 35%).
+CAMERA_TRAVEL = 0.35
 
 CAMERA_PRESETS: tuple[CameraPreset, ...] = (
     CameraPreset("pan_left", "Pan left", "向左平移", {
@@ -83,25 +89,25 @@ CAMERA_PRESETS: tuple[CameraPreset, ...] = (
         "cogvideox": "the camera pans slowly to the left",
         "ltx": "The camera slowly pans to the left, so the scene slides across the frame to the right.",
         "tiny": "moving right",
-    }),
+    }, screen_motion=(CAMERA_TRAVEL, 0.0)),
     CameraPreset("pan_right", "Pan right", "向右平移", {
         "wan": "the camera pans slowly to the right",
         "cogvideox": "the camera pans slowly to the right",
         "ltx": "The camera slowly pans to the right, so the scene slides across the frame to the left.",
         "tiny": "moving left",
-    }),
+    }, screen_motion=(-CAMERA_TRAVEL, 0.0)),
     CameraPreset("rise", "Rise (crane up)", "上升（升降鏡頭）", {
         "wan": "the camera rises slowly, crane up",
         "cogvideox": "the camera rises slowly, crane shot upwards",
         "ltx": "The camera rises slowly on a crane, so the subject sinks toward the bottom of the frame.",
         "tiny": "moving down",
-    }),
+    }, screen_motion=(0.0, CAMERA_TRAVEL)),
     CameraPreset("descend", "Descend (crane down)", "下降（升降鏡頭）", {
         "wan": "the camera descends slowly, crane down",
         "cogvideox": "the camera descends slowly, crane shot downwards",
         "ltx": "The camera descends slowly on a crane, so the subject rises toward the top of the frame.",
         "tiny": "moving up",
-    }),
+    }, screen_motion=(0.0, -CAMERA_TRAVEL)),
     CameraPreset("push_in", "Push in", "推進", {
         "wan": "slow push-in towards the subject",
         "cogvideox": "slow dolly push-in towards the subject",
@@ -113,7 +119,7 @@ CAMERA_PRESETS: tuple[CameraPreset, ...] = (
         "cogvideox": "static camera, locked-off tripod shot",
         "ltx": "The camera is locked off on a tripod and does not move.",
         "tiny": "standing still",
-    }),
+    }, screen_motion=(0.0, 0.0)),
 )
 CAMERA_BY_KEY = {preset.key: preset for preset in CAMERA_PRESETS}
 

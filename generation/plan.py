@@ -16,6 +16,9 @@ four switchable parts, each recorded on every clip (`PlanOptions.record`):
 4. Guidance where it matters: the unconditional pass runs only in the first `guidance_fraction`
    of the steps; later steps use the conditional prediction alone.
 
+Not a saving but part of the plan's loop: the camera guide (`CameraGuide`, `camera_guide`) steers
+each item that has a camera motion onto it after that share of the steps.
+
 With every part off the plan's clip equals the clip of one plain `pipe(...)` call with the same
 prompt and seed (the denoising loop below is `WanPipeline.__call__`'s, step for step).
 
@@ -40,7 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from generation.editing import motion_guide
 from generation.media import to_uint8_frames
+from generation.pixels import encode_frames
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,8 @@ class PlanOptions:
     # first_block, mag: the hook's threshold; taylorseer: its cache interval (steps); 0: the default.
     cache_threshold: float = 0.0
     guidance_fraction: float = 1.0  # share of the steps (from the first) that run the unconditional pass
+    # > 0: items with a camera motion are steered onto it (`CameraGuide`) after this share of the steps.
+    camera_guide: float = 0.0
 
     def check(self) -> None:
         if not isinstance(self.micro_batch, int) or self.micro_batch < 0:
@@ -78,6 +85,8 @@ class PlanOptions:
             raise ValueError(f"cache_threshold must be >= 0; got {self.cache_threshold!r}.")
         if not 0.0 <= self.guidance_fraction <= 1.0:
             raise ValueError(f"guidance_fraction must be in [0, 1]; got {self.guidance_fraction!r}.")
+        if not 0.0 <= self.camera_guide < 1.0:
+            raise ValueError(f"camera_guide must be in [0, 1); got {self.camera_guide!r}.")
 
     @property
     def threshold(self) -> float:
@@ -89,6 +98,10 @@ class PlanOptions:
     def guidance_steps(self, steps: int) -> int:
         return round(self.guidance_fraction * steps)
 
+    def camera_step(self, steps: int, prefix_steps: int) -> int:
+        """The step after which the camera guide restarts a clip: never inside the shared prefix."""
+        return min(steps - 1, max(round(self.camera_guide * steps), prefix_steps))
+
 
 @dataclass(frozen=True)
 class PlanItem:
@@ -97,6 +110,9 @@ class PlanItem:
     prompt: str
     negative_prompt: str
     seed: int
+    # Where the scene travels on screen over the clip, as shares of the frame (x right, y down):
+    # the campaign's camera move (`CameraPreset.screen_motion`); None: the prompt's words alone.
+    camera_motion: tuple[float, float] | None = None
 
 
 @dataclass
@@ -324,6 +340,9 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
         if prefix_steps:
             clip_record["prefix"] = {"prompt": prefix_prompts[item.seed], "negative_prompt": prefix_negative[item.seed],
                                      "seed": item.seed, "steps": prefix_steps}
+        if options.camera_guide > 0 and item.camera_motion is not None:
+            clip_record["camera_guide"] = {"motion": [float(v) for v in item.camera_motion],
+                                           "step": options.camera_step(steps, prefix_steps)}
         records.append(clip_record)
 
     transformer = pipe.transformer
@@ -346,7 +365,8 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
             (steps - prefix_steps) * -(-len(items) // micro)
         done_steps = 0
 
-        def denoise(latents, prompts: list[tuple[str, str]], scheduler, start: int, end: int, context: str):
+        def denoise(latents, prompts: list[tuple[str, str]], scheduler, start: int, end: int, context: str,
+                    guide=None):
             cond = torch.cat([encoded(p, n)[0] for p, n in prompts])
             uncond = torch.cat([encoded(p, n)[1] for p, n in prompts]) if cfg else None
             config = _cache_config(options, engine=engine, steps=steps, start=start, mag_ratios=mag_ratios)
@@ -354,7 +374,7 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
                 transformer.enable_cache(config)
             try:
                 latents = _loop(pipe, latents, scheduler, cond, uncond, start=start, end=end, guidance=guidance,
-                                guidance_steps=guidance_steps, context=context, on_step=_progress)
+                                guidance_steps=guidance_steps, context=context, on_step=_progress, guide=guide)
             finally:
                 if config is not None:
                     transformer.disable_cache()
@@ -396,8 +416,13 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
                     latents = torch.cat([noise[item.seed] for item in chunk])
                     scheduler = copy.deepcopy(base_scheduler)
                     scheduler.set_begin_index(0)
+                guide = None
+                if options.camera_guide > 0 and any(i.camera_motion is not None for i in chunk):
+                    guide = CameraGuide(pipe, [i.camera_motion for i in chunk],
+                                        torch.cat([noise[i.seed] for i in chunk]), num_frames=num_frames,
+                                        step=options.camera_step(steps, prefix_steps))
                 latents = denoise(latents, [(i.prompt, i.negative_prompt) for i in chunk], scheduler, prefix_steps,
-                                  steps, context=f"branch{b}")
+                                  steps, context=f"branch{b}", guide=guide)
                 # 5. Decode one clip at a time: the VAE's peak memory stays one clip's.
                 for j in range(len(chunk)):
                     clip = _decode(pipe, latents[j:j + 1])
@@ -417,7 +442,7 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
 
 
 def _loop(pipe, latents, scheduler, cond, uncond, *, start: int, end: int, guidance: float, guidance_steps: int,
-          context: str, on_step: Callable[[], None]) -> torch.Tensor:
+          context: str, on_step: Callable[[], None], guide=None) -> torch.Tensor:
     """`WanPipeline.__call__`'s denoising loop over steps start..end-1, one embedding row per item."""
     transformer = pipe.transformer
     dtype = transformer.dtype
@@ -440,9 +465,59 @@ def _loop(pipe, latents, scheduler, cond, uncond, *, start: int, end: int, guida
                     noise_uncond = transformer(hidden_states=latent_model_input, timestep=timestep,
                                                encoder_hidden_states=uncond, return_dict=False)[0]
                 noise_pred = noise_uncond + guidance * (noise_pred - noise_uncond)
+            before = latents
             latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            if guide is not None:
+                latents = guide.after_step(i, before, noise_pred, latents, scheduler)
             on_step()
     return latents
+
+
+class CameraGuide:
+    """Steers a batch's clips onto their camera moves, without training (a keyframe, then SDEdit).
+
+    At step `step` the batch's clean estimate (x0 = latents - sigma * velocity, flow matching) gives
+    each guided item's first frame: decoded, carried across the frame along the item's camera
+    motion (`editing.motion_guide`), encoded again. The item's latents then restart from that
+    guide clip noised to the next sigma with the item's own starting noise, and the model draws
+    the rest from there: the layout, brand and setting of its own first frame, moving as the camera
+    asks. Items without a camera motion are left alone.
+    """
+
+    def __init__(self, pipe, motions: list[tuple[float, float] | None], noise: torch.Tensor, *, num_frames: int,
+                 step: int) -> None:
+        self.pipe, self.motions, self.noise, self.num_frames, self.step = pipe, motions, noise, num_frames, step
+
+    def after_step(self, i: int, before: torch.Tensor, prediction: torch.Tensor, latents: torch.Tensor,
+                   scheduler) -> torch.Tensor:
+        if i != self.step:
+            return latents
+        sigma, following = float(scheduler.sigmas[i]), float(scheduler.sigmas[i + 1])
+        estimate = before.float() - sigma * prediction.float()
+        latents = latents.clone()
+        for b, motion in enumerate(self.motions):
+            if motion is None:
+                continue
+            first = _decode(self.pipe, estimate[b:b + 1, :, :1])[0]
+            height, width = first.shape[:2]
+            last = max(1, self.num_frames - 1)
+            per_frame = (motion[0] * width / last, motion[1] * height / last)
+            frames = np.concatenate([first[None], motion_guide(first, self.num_frames - 1, per_frame, forward=True)])
+            guide = encode_frames(self.pipe.vae, frames[None], latents.device).to(latents.dtype)
+            latents[b:b + 1] = (1.0 - following) * guide + following * self.noise[b:b + 1].to(latents.dtype)
+        _forget_history(scheduler)
+        return latents
+
+
+def _forget_history(scheduler) -> None:
+    """A multistep scheduler (Wan's UniPC, DPM-Solver) steps from its past model outputs; after a
+    restart those belong to another trajectory, so its next step is a first-order one. Euler keeps none."""
+    if isinstance(getattr(scheduler, "model_outputs", None), list):
+        scheduler.model_outputs = [None] * len(scheduler.model_outputs)
+    if hasattr(scheduler, "lower_order_nums"):
+        scheduler.lower_order_nums = 0
+    if hasattr(scheduler, "last_sample"):
+        scheduler.last_sample = None
 
 
 def _decode(pipe, latents: torch.Tensor) -> np.ndarray:

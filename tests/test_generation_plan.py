@@ -108,7 +108,10 @@ def test_bad_plan_settings_fail_loudly(campaign, settings):
 @pytest.mark.slow
 def test_by_default_a_campaign_runs_the_measured_plan(campaign):
     """The defaults are what benchmarks/campaign.py measured: MagCache (ratios calibrated on the
-    first job of a checkpoint that has none) and guidance in the first quarter of the steps."""
+    first job of a checkpoint that has none), guidance in the first quarter of the steps, and the
+    camera guide from 60% of the steps on (the campaign's camera move)."""
+    campaign.camera = "pan_left"
+    campaign.save(update_fields=["camera"])
     job = generate(campaign)
     clips = list(Clip.objects.filter(job=job))
     assert len(clips) == 4
@@ -116,6 +119,8 @@ def test_by_default_a_campaign_runs_the_measured_plan(campaign):
         assert clip.plan["options"]["cache"] == "mag" and clip.plan["options"]["guidance_fraction"] == 0.25
         assert clip.plan["guidance_steps"] == 1 and len(clip.plan["mag_ratios"]) >= 1
         assert "prefix" not in clip.plan
+        assert clip.plan["options"]["camera_guide"] == 0.6
+        assert clip.plan["camera_guide"] == {"motion": [0.35, 0.0], "step": 2}
     plan = job.result["plan"]
     # 4 steps: one guided (2 passes) and three conditional only, before any block MagCache skips.
     assert plan["naive_evaluations"] == 4 * 2 * 4 and plan["evaluations"] <= 4 * 5
@@ -134,3 +139,4 @@ def test_the_benchmarks_measure_the_platforms_default_plan():
             campaign_args.guidance_fraction) == defaults
     quality_args = quality_options().parse_args([])
     assert (0.0, quality_args.plan_cache, 0.0, quality_args.plan_guidance_fraction) == defaults
+    assert quality_args.plan_camera_guide == settings.GENERATION_CAMERA_GUIDE

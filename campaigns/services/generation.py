@@ -38,17 +38,22 @@ def clip_seed(*, campaign_id: int, segment_id: int, variant: int) -> int:
 def segment_prompt(*, campaign: Campaign, segment: Segment, brief: str | None = None) -> tuple[str, str]:
     """The prompt of one segment's clips: the brief (or its expansion), the segment's setting, the
     campaign's camera preset worded for the configured model (`ModelSpec.wording`), brand and audience words."""
-    from generation.personalization import default_camera_for_brief
     from generation.prompts import build_prompt
 
     brand = campaign.brand
-    # The default camera follows the marketer's brief, not its expansion: expanding never moves the camera.
-    camera = campaign.camera or default_camera_for_brief(campaign.brief)
     return build_prompt(
         brief=campaign.brief if brief is None else brief, brand_name=brand.name, style_notes=brand.style_notes,
         palette=brand.palette, trigger_token=brand.trigger_token, segment_attributes=segment.attributes,
-        setting=segment.setting, camera=camera, family=model_spec().wording,
+        setting=segment.setting, camera=campaign_camera(campaign), family=model_spec().wording,
     )
+
+
+def campaign_camera(campaign: Campaign) -> str:
+    """The campaign's camera preset key: the marketer's, else the one its brief picks. The default
+    follows the marketer's brief, not its expansion: expanding never moves the camera."""
+    from generation.personalization import default_camera_for_brief
+
+    return campaign.camera or default_camera_for_brief(campaign.brief)
 
 
 def job_brief(*, job: Job, campaign: Campaign) -> tuple[str, dict]:
@@ -228,7 +233,8 @@ def plan_options():
     options = PlanOptions(micro_batch=settings.GENERATION_MICRO_BATCH,
                           prefix_fraction=settings.GENERATION_PREFIX_FRACTION, cache=settings.GENERATION_CACHE,
                           cache_threshold=settings.GENERATION_CACHE_THRESHOLD,
-                          guidance_fraction=settings.GENERATION_GUIDANCE_FRACTION)
+                          guidance_fraction=settings.GENERATION_GUIDANCE_FRACTION,
+                          camera_guide=settings.GENERATION_CAMERA_GUIDE)
     options.check()
     if settings.GENERATION_PREFIX_PROMPT not in ("first", "common"):
         raise ValueError(f"GENERATION_PREFIX_PROMPT must be first or common; got {settings.GENERATION_PREFIX_PROMPT!r}.")
@@ -246,12 +252,14 @@ def _generate_with_plan(handle: JobHandle, *, engine, campaign: Campaign, segmen
     """Every missing (segment, variant) clip of the job through one campaign plan, stored as each is
     decoded; returns (clips made, what the plan saved). Slots already stored are skipped."""
     from generation.engine import GenerationCancelled
+    from generation.personalization import camera_preset
     from generation.plan import PlanItem, mag_ratios_for, run_plan
 
     job = handle.job
     options = plan_options()
     shared = options.prefix_steps(steps) > 0
     done = set(Clip.objects.filter(job=job).values_list("segment_id", "variant"))
+    motion = camera_preset(campaign_camera(campaign)).screen_motion
     slots, items = [], []
     for segment in segments:
         prompt, negative = segment_prompt(campaign=campaign, segment=segment, brief=brief)
@@ -260,7 +268,7 @@ def _generate_with_plan(handle: JobHandle, *, engine, campaign: Campaign, segmen
                 continue
             seed = plan_seed(campaign_id=campaign.pk, segment_id=segment.pk, variant=variant, shared=shared)
             slots.append((segment, variant))
-            items.append(PlanItem(prompt=prompt, negative_prompt=negative, seed=seed))
+            items.append(PlanItem(prompt=prompt, negative_prompt=negative, seed=seed, camera_motion=motion))
     if not items:
         return 0, {}
     prefix_prompts = None

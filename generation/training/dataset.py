@@ -35,6 +35,7 @@ import torch
 from PIL import Image, ImageOps
 
 from generation.editing import cover_crop
+from generation.personalization import CAMERA_PRESETS, CAMERA_TRAVEL
 from generation.pixels import frames_to_pixels
 from generation.training.schema import TrainingSample
 
@@ -53,12 +54,13 @@ class EncodedSample:
 
 
 # Camera preset -> where the content of an image travels on screen over a clip (x, y; +1 right or
-# down), when the image trains as that move (`image_moves`). A pan to the left slides the scene right.
+# down), when the image trains as that move (`image_moves`): the preset's own `screen_motion`, whose
+# share of the frame is MOVE_TRAVEL. A pan to the left slides the scene right.
 IMAGE_MOVES: dict[str, tuple[int, int]] = {
-    "static": (0, 0), "pan_left": (1, 0), "pan_right": (-1, 0), "rise": (0, 1), "descend": (0, -1),
+    preset.key: (int(np.sign(preset.screen_motion[0])), int(np.sign(preset.screen_motion[1])))
+    for preset in CAMERA_PRESETS if preset.screen_motion is not None
 }
-# The share of the frame the content travels over a moved clip (the toy world's paths travel 35%).
-MOVE_TRAVEL = 0.35
+MOVE_TRAVEL = CAMERA_TRAVEL
 
 # A product matte is believed when it covers this share of the frame: less is noise, more is a
 # photo whose border is not a backdrop.

@@ -142,7 +142,29 @@ def test_on_clip_streams_and_on_step_cancels(engine: Engine):
 
 
 @pytest.mark.parametrize("bad", [PlanOptions(cache="tea"), PlanOptions(prefix_fraction=1.0),
-                                 PlanOptions(guidance_fraction=1.5), PlanOptions(micro_batch=-1)])
+                                 PlanOptions(guidance_fraction=1.5), PlanOptions(micro_batch=-1),
+                                 PlanOptions(camera_guide=1.0), PlanOptions(camera_guide=-0.1)])
 def test_bad_options_are_refused(engine: Engine, bad):
     with pytest.raises(ValueError):
         run_plan(engine, items=ITEMS, options=bad, **REQUEST)
+
+
+def test_a_camera_restart_leaves_a_multistep_scheduler_no_history_of_the_old_trajectory():
+    """Wan's real checkpoints step with UniPC, which corrects each step with past model outputs;
+    after the camera guide restarts a clip those outputs belong to another trajectory."""
+    from diffusers import UniPCMultistepScheduler
+
+    from generation.plan import _forget_history
+
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    scheduler.set_timesteps(6)
+    sample = torch.randn(1, 4, 2, 4, 4)
+    for t in scheduler.timesteps[:2]:
+        sample = scheduler.step(torch.randn_like(sample), t, sample, return_dict=False)[0]
+    assert scheduler.last_sample is not None and any(o is not None for o in scheduler.model_outputs)
+    _forget_history(scheduler)
+    assert scheduler.last_sample is None and scheduler.lower_order_nums == 0
+    assert all(o is None for o in scheduler.model_outputs)
+    # It steps on from the restart as a first-order step.
+    out = scheduler.step(torch.randn_like(sample), scheduler.timesteps[2], sample, return_dict=False)[0]
+    assert torch.isfinite(out).all()
