@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plan-cache", default="mag")
     parser.add_argument("--plan-guidance-fraction", type=float, default=0.25)
     parser.add_argument("--plan-camera-guide", type=float, default=0.6,
-                        help="share of the steps after which clips are steered onto the camera move (0: off)")
+                        help="share of the steps after which clips are steered onto the camera move (0: off; "
+                             "with --no-plan too)")
     parser.add_argument("--no-plan", action="store_true", help="platform suite: one plain engine call per segment")
     return parser
 
@@ -203,7 +204,8 @@ def _campaign_clips(engine, segments: list, lora, call: dict, args) -> list[list
     """One campaign's clips, [segment][seed]: through the platform's campaign plan with the options
     of --plan-cache / --plan-guidance-fraction, or with --no-plan one engine call per segment."""
     if args.no_plan:
-        return [engine.generate(prompt=prompt, seeds=seeds, lora=lora, **call) for _, prompt, seeds, _ in segments]
+        return [engine.generate(prompt=prompt, seeds=seeds, lora=lora, camera_motion=motion,
+                                camera_guide=args.plan_camera_guide, **call) for _, prompt, seeds, motion in segments]
     from generation.plan import PlanItem, PlanOptions, mag_ratios_for, run_plan
 
     options = PlanOptions(cache=args.plan_cache, guidance_fraction=args.plan_guidance_fraction,

@@ -120,6 +120,7 @@ class Engine:
         self.pipe.transformer.register_forward_hook(self._count_forward)
         self.last_forward_calls = 0
         self.last_seconds = 0.0
+        self.last_camera_guide: dict | None = None  # the last call's camera guide: {"motion", "step"}, or None
         self._lock = threading.Lock()
 
     @property
@@ -142,6 +143,8 @@ class Engine:
         lora: tuple[str, str] | None = None,
         on_step: OnStep | None = None,
         condition: Condition | None = None,
+        camera_motion: tuple[float, float] | None = None,
+        camera_guide: float = 0.0,
     ) -> list[np.ndarray]:
         """Generate one clip per seed; returns one uint8 array (F,H,W,3) per seed, in seed order.
 
@@ -149,6 +152,8 @@ class Engine:
         the run and raises `GenerationCancelled`. `lora=(adapter_name, path)` applies that brand
         LoRA; None runs the base model. `fps` matters only to families that condition on it (LTX).
         `condition` (`generation.editing.Condition`) keeps known pixels: see `_Blend`.
+        `camera_motion` with `camera_guide` > 0 steers every clip onto that screen motion after that
+        share of the steps (`generation.plan.CameraGuide`; a Wan-layout pipeline, no condition).
         """
         # 1. Check inputs: loud errors, never silent rounding.
         errors = self.family.validate(num_frames=num_frames, width=width, height=height)
@@ -172,6 +177,12 @@ class Engine:
             if self.family.name != "wan":
                 raise ValueError(f"keeping known pixels runs on the wan family's latents; this model is "
                                  f"{self.family.name}.")
+        steered = camera_motion is not None and camera_guide > 0
+        if not 0.0 <= camera_guide < 1.0:
+            raise ValueError(f"camera_guide must be in [0, 1); got {camera_guide!r}.")
+        if steered and (self.family.name != "wan" or self.family.native_condition or condition is not None):
+            raise ValueError(f"the camera guide runs on WanPipeline's latents without a condition; this call is a "
+                             f"{self.family.pipeline_class}{' with a condition' if condition is not None else ''}.")
 
         with self._lock:
             started = time.perf_counter()
@@ -202,6 +213,16 @@ class Engine:
                 blend = _Blend(self, condition, generators, num_frames=num_frames, width=width, height=height,
                                steps=steps)
                 call_kwargs["latents"] = blend.noise
+            camera, self.last_camera_guide = None, None
+            if steered:
+                from generation.plan import CameraGuide, camera_step
+
+                noise = starting_noise(self, generators, num_frames=num_frames, width=width, height=height)
+                call_kwargs["latents"] = noise
+                step = camera_step(camera_guide, steps)
+                camera = _CameraSteps(CameraGuide(self.pipe, [camera_motion] * batch, noise, num_frames=num_frames,
+                                                  step=step), noise)
+                self.last_camera_guide = {"motion": [float(v) for v in camera_motion], "step": step}
             calls = [[i] for i in range(batch)] if native else [list(range(batch))]
             done_before = 0
 
@@ -210,6 +231,8 @@ class Engine:
                 total = (getattr(pipe, "num_timesteps", None) or steps) * len(calls)
                 if blend is not None:
                     callback_kwargs["latents"] = blend.hold(pipe, step_index, callback_kwargs["latents"])
+                if camera is not None:
+                    callback_kwargs["latents"] = camera.after(pipe, step_index, callback_kwargs["latents"])
                 if on_step is not None and on_step(done_before + step_index + 1, total) is False:
                     cancelled = True
                     # The pipeline skips its remaining steps when this is set.
@@ -348,6 +371,33 @@ def _native_condition(condition: Condition, index: int) -> dict:
     }
 
 
+def starting_noise(engine: Engine, generators, *, num_frames: int, width: int, height: int) -> torch.Tensor:
+    """A Wan-layout pipeline's starting latents (B, C, T, h, w), exactly as it makes them from the generators."""
+    pipe = engine.pipe
+    t_factor, s_factor = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
+    shape = (pipe.transformer.config.in_channels, (num_frames - 1) // t_factor + 1, height // s_factor,
+             width // s_factor)
+    return torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]).to(
+        pipe._execution_device, engine.dtype)
+
+
+class _CameraSteps:
+    """The camera guide inside a pipeline call, whose step hook sees only the latents after each
+    step: the velocity the guide needs is read back from two steps' latents (Euler: x' = x +
+    (sigma' - sigma) * v; for a multistep scheduler, the step's effective velocity)."""
+
+    def __init__(self, guide, noise: torch.Tensor) -> None:
+        self.guide, self.before = guide, noise
+
+    def after(self, pipe, step_index: int, latents: torch.Tensor) -> torch.Tensor:
+        if step_index == self.guide.step:
+            sigmas = pipe.scheduler.sigmas
+            velocity = (latents - self.before) / float(sigmas[step_index + 1] - sigmas[step_index])
+            latents = self.guide.after_step(step_index, self.before, velocity, latents, pipe.scheduler)
+        self.before = latents
+        return latents
+
+
 class _Blend:
     """Latent blending (RePaint-style) for one conditioned call on a Wan-layout pipeline.
 
@@ -369,12 +419,9 @@ class _Blend:
         device = pipe._execution_device
         t_factor, s_factor = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
         latent_frames = (num_frames - 1) // t_factor + 1
-        channels = pipe.transformer.config.in_channels
-        shape = (channels, latent_frames, height // s_factor, width // s_factor)
 
         # 1. The run's starting noise, made exactly as the pipeline makes it from the generators.
-        self.noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]).to(
-            device, engine.dtype)
+        self.noise = starting_noise(engine, generators, num_frames=num_frames, width=width, height=height)
 
         # 2. The source's latents, normalised.
         self.x0 = encode_frames(vae, condition.sources(), device).to(engine.dtype)  # sources: (B or 1, F, H, W, 3)

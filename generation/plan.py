@@ -99,8 +99,12 @@ class PlanOptions:
         return round(self.guidance_fraction * steps)
 
     def camera_step(self, steps: int, prefix_steps: int) -> int:
-        """The step after which the camera guide restarts a clip: never inside the shared prefix."""
-        return min(steps - 1, max(round(self.camera_guide * steps), prefix_steps))
+        return camera_step(self.camera_guide, steps, prefix_steps)
+
+
+def camera_step(fraction: float, steps: int, prefix_steps: int = 0) -> int:
+    """The step after which the camera guide restarts a clip: never inside a shared prefix."""
+    return min(steps - 1, max(round(fraction * steps), prefix_steps))
 
 
 @dataclass(frozen=True)

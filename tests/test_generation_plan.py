@@ -80,7 +80,8 @@ def test_the_naive_path_stays_available(campaign, settings):
     settings.GENERATION_PLAN = False
     job = generate(campaign)
     clips = list(Clip.objects.filter(job=job))
-    assert len(clips) == 4 and all(c.plan == {} for c in clips)
+    # No plan record; at most the camera guide's, which runs in each call (the brief picks the camera).
+    assert len(clips) == 4 and all(set(c.plan) <= {"camera_guide"} for c in clips)
     assert "plan" not in job.result
     assert "Campaign plan:" not in render_to_string("dashboard/_job.html", {"job": job})
 
@@ -94,6 +95,18 @@ def test_a_redelivered_plan_job_makes_nothing_twice(campaign, settings):
     job.refresh_from_db()
     result = campaign_generate_run(services.JobHandle(job))
     assert result["made_this_attempt"] == 0 and Clip.objects.filter(job=job).count() == 4
+
+
+@pytest.mark.slow
+def test_without_the_plan_the_camera_guide_runs_in_each_call(campaign, settings):
+    settings.GENERATION_PLAN = False
+    campaign.camera = "descend"
+    campaign.save(update_fields=["camera"])
+    job = generate(campaign)
+    clips = list(Clip.objects.filter(job=job))
+    assert len(clips) == 4
+    for clip in clips:
+        assert clip.plan == {"camera_guide": {"motion": [0.0, -0.35], "step": 2}}
 
 
 def test_bad_plan_settings_fail_loudly(campaign, settings):

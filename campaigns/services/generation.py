@@ -20,6 +20,7 @@ from django.utils import timezone
 from campaigns import selectors
 from campaigns.files import storage_fetch
 from campaigns.models import Campaign, Clip, Job, LoraAdapter, Segment
+from generation.personalization import camera_preset, default_camera_for_brief
 
 from .campaigns import model_spec
 from .jobs import TRANSIENT_ERRORS, JobCancelled, JobHandle, job_lock_mine
@@ -51,8 +52,6 @@ def segment_prompt(*, campaign: Campaign, segment: Segment, brief: str | None = 
 def campaign_camera(campaign: Campaign) -> str:
     """The campaign's camera preset key: the marketer's, else the one its brief picks. The default
     follows the marketer's brief, not its expansion: expanding never moves the camera."""
-    from generation.personalization import default_camera_for_brief
-
     return campaign.camera or default_camera_for_brief(campaign.brief)
 
 
@@ -167,6 +166,9 @@ def campaign_generate_run(handle: JobHandle) -> dict:
                 steps=steps, guidance=guidance, adapter=adapter, lora=lora, spec=spec)
             segments = []  # nothing left for the per-segment loop below
 
+        # Without the plan the camera guide runs inside each text-to-video call (same setting, same record).
+        motion = camera_preset(campaign_camera(campaign)).screen_motion if plan_runs and start_image is None else None
+        steer = {"camera_motion": motion, "camera_guide": settings.GENERATION_CAMERA_GUIDE}
         for index, segment in enumerate(segments):
             done = set(Clip.objects.filter(job=job, segment=segment).values_list("variant", flat=True))
             todo = [v for v in range(variants) if v not in done]
@@ -185,15 +187,17 @@ def campaign_generate_run(handle: JobHandle) -> dict:
                     videos = engine.generate(
                         prompt=prompt, negative_prompt=negative, seeds=seeds, num_frames=campaign.num_frames,
                         width=campaign.width, height=campaign.height, steps=steps, guidance=guidance,
-                        fps=campaign.fps, lora=adapter, on_step=on_step,
+                        fps=campaign.fps, lora=adapter, on_step=on_step, **steer,
                     )
                     conditionings, seconds = ["text"] * len(seeds), engine.last_seconds / len(seeds)
+                    guided = {"camera_guide": engine.last_camera_guide} if engine.last_camera_guide else None
                 else:  # image-to-video: every clip's first frame is the campaign's start image
                     videos, conditionings, seconds = _image_to_video(
                         engine, image=start_image, prompt=prompt, negative_prompt=negative, seeds=seeds,
                         num_frames=campaign.num_frames, width=campaign.width, height=campaign.height,
                         steps=steps, guidance=guidance, fps=campaign.fps, lora=adapter, on_step=on_step,
                     )
+                    guided = None
             except GenerationCancelled:
                 raise JobCancelled(f"job {job.pk} was cancelled")
 
@@ -202,7 +206,8 @@ def campaign_generate_run(handle: JobHandle) -> dict:
                 for variant, seed, frames, conditioning in zip(todo, seeds, videos, conditionings):
                     _store_clip(job=job, campaign=campaign, segment=segment, variant=variant, frames=frames,
                                 tmp=Path(tmp), prompt=prompt, negative=negative, seed=seed, steps=steps,
-                                guidance=guidance, lora=lora, spec=spec, seconds=seconds, conditioning=conditioning)
+                                guidance=guidance, lora=lora, spec=spec, seconds=seconds, conditioning=conditioning,
+                                plan=guided)
                     made += 1
     except JobCancelled:
         _remove_job_output(job)
@@ -252,7 +257,6 @@ def _generate_with_plan(handle: JobHandle, *, engine, campaign: Campaign, segmen
     """Every missing (segment, variant) clip of the job through one campaign plan, stored as each is
     decoded; returns (clips made, what the plan saved). Slots already stored are skipped."""
     from generation.engine import GenerationCancelled
-    from generation.personalization import camera_preset
     from generation.plan import PlanItem, mag_ratios_for, run_plan
 
     job = handle.job

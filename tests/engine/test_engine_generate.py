@@ -77,6 +77,7 @@ def test_guidance_off_runs_one_forward_per_step(engine: Engine):
         ({"seeds": [-1]}, "seeds must be integers"),
         ({"steps": 0}, "steps must be"),
         ({"prompt": " "}, "prompt must be"),
+        ({"camera_motion": (0.35, 0.0), "camera_guide": 1.0}, "camera_guide must be in"),
     ],
 )
 def test_bad_requests_fail_loudly(engine: Engine, change: dict, message: str):
@@ -127,3 +128,15 @@ def test_cuda_bf16_generates_and_batches(random_model_path):
     diff = np.abs(batched[1].astype(np.int16) - alone.astype(np.int16))
     assert diff.mean() < 2.0
     assert np.array_equal(alone, gpu.generate(seeds=[2], **TINY_CALL)[0])
+
+
+def test_the_camera_guide_refuses_a_conditioned_call(engine: Engine):
+    import numpy as np
+
+    from generation.editing import Condition
+
+    shape = (TINY_CALL["num_frames"], TINY_CALL["height"], TINY_CALL["width"])
+    condition = Condition(source=np.zeros((*shape, 3), dtype=np.uint8), keep=np.zeros(shape, dtype=np.float32),
+                          paste=np.zeros(shape, dtype=np.float32))
+    with pytest.raises(ValueError, match="camera guide runs on WanPipeline's latents without a condition"):
+        engine.generate(seeds=[0], condition=condition, camera_motion=(0.35, 0.0), camera_guide=0.6, **TINY_CALL)

@@ -248,3 +248,32 @@ def test_the_camera_guide_moves_platform_clips_as_the_preset_says(trained_engine
     assert guided.records[0]["camera_guide"] == {"motion": list(cases[0][0].screen_motion), "step": 12}
     assert "camera_guide" not in guided.records[-1]
     assert np.array_equal(guided.clips[-1], plain.clips[-1])
+
+
+@pytest.mark.slow
+def test_the_camera_guide_moves_clips_of_a_plain_engine_call_too(trained_engine):
+    """The per-segment path (GENERATION_PLAN off) steers inside the pipeline call: the same
+    held-out prompts as above, one engine call each, guided and plain."""
+    import random
+
+    from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
+    from generation.toyworld import platform as toy_platform
+
+    rng = random.Random(11)
+    moving = [p for p in CAMERA_PRESETS if p.screen_motion and any(p.screen_motion)]
+    moved = {"guided": 0, "plain": 0}
+    for i in range(16):
+        preset, setting = moving[i % len(moving)], SETTINGS_CATALOGUE[(3 * i) % 12].key
+        prompt = toy_platform.platform_prompt(
+            brand=toy_platform.random_brand(rng, "heldout"), brief=toy_platform.random_brief(rng, "heldout"),
+            setting_key=setting, camera=preset.key,
+            segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
+        for name, guide in (("guided", 0.6), ("plain", 0.0)):
+            [clip] = trained_engine.generate(prompt=prompt, negative_prompt="", seeds=[100 + i], num_frames=9, width=32,
+                                             height=32, steps=20, guidance=5.0, camera_motion=preset.screen_motion,
+                                             camera_guide=guide)
+            moved[name] += measure_clip(clip).direction == toy_platform.CAMERA_DIRECTION[preset.key]
+            expected = {"motion": list(preset.screen_motion), "step": 12} if guide else None
+            assert trained_engine.last_camera_guide == expected
+    print(moved)
+    assert moved["guided"] >= 10 and moved["plain"] <= 6, moved
