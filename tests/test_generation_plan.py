@@ -30,6 +30,15 @@ def generate(campaign: Campaign) -> Job:
     return job
 
 
+def generate_with_camera(campaign: Campaign, camera: str) -> list[Clip]:
+    """The campaign's 4 clips (2 segments x 2 variants) with its camera set to `camera`."""
+    campaign.camera = camera
+    campaign.save(update_fields=["camera"])
+    clips = list(Clip.objects.filter(job=generate(campaign)).select_related("job"))
+    assert len(clips) == 4
+    return clips
+
+
 @pytest.mark.slow
 def test_the_plan_records_what_it_did_on_every_clip(campaign, settings):
     settings.GENERATION_PLAN = True
@@ -100,11 +109,7 @@ def test_a_redelivered_plan_job_makes_nothing_twice(campaign, settings):
 @pytest.mark.slow
 def test_without_the_plan_the_camera_guide_runs_in_each_call(campaign, settings):
     settings.GENERATION_PLAN = False
-    campaign.camera = "descend"
-    campaign.save(update_fields=["camera"])
-    job = generate(campaign)
-    clips = list(Clip.objects.filter(job=job))
-    assert len(clips) == 4
+    clips = generate_with_camera(campaign, "descend")
     for clip in clips:
         assert clip.plan == {"camera_guide": {"motion": [0.0, -0.35], "step": 2}}
 
@@ -123,11 +128,8 @@ def test_by_default_a_campaign_runs_the_measured_plan(campaign):
     """The defaults are what benchmarks/campaign.py measured: MagCache (ratios calibrated on the
     first job of a checkpoint that has none), guidance in the first quarter of the steps, and the
     camera guide from 60% of the steps on (the campaign's camera move)."""
-    campaign.camera = "pan_left"
-    campaign.save(update_fields=["camera"])
-    job = generate(campaign)
-    clips = list(Clip.objects.filter(job=job))
-    assert len(clips) == 4
+    clips = generate_with_camera(campaign, "pan_left")
+    job = clips[0].job
     for clip in clips:
         assert clip.plan["options"]["cache"] == "mag" and clip.plan["options"]["guidance_fraction"] == 0.25
         assert clip.plan["guidance_steps"] == 1 and len(clip.plan["mag_ratios"]) >= 1

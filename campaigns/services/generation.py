@@ -159,15 +159,15 @@ def campaign_generate_run(handle: JobHandle) -> dict:
         # The plan drives WanPipeline's transformer step by step; a VACE checkpoint (its transformer
         # needs the control input) generates through its own pipeline, clip by clip.
         plan_runs = engine.family.name == "wan" and not engine.family.native_condition
+        # The camera guide steers text-to-video clips on Wan latents, in the plan or in each call below.
+        motion = camera_preset(campaign_camera(campaign)).screen_motion if plan_runs and start_image is None else None
         if settings.GENERATION_PLAN and start_image is None and plan_runs:
             # 3. The campaign plan: every missing clip of every segment in one plan (generation/plan.py).
             made, plan_record = _generate_with_plan(
                 handle, engine=engine, campaign=campaign, segments=segments, variants=variants, brief=brief,
-                steps=steps, guidance=guidance, adapter=adapter, lora=lora, spec=spec)
+                steps=steps, guidance=guidance, adapter=adapter, lora=lora, spec=spec, motion=motion)
             segments = []  # nothing left for the per-segment loop below
 
-        # Without the plan the camera guide runs inside each text-to-video call (same setting, same record).
-        motion = camera_preset(campaign_camera(campaign)).screen_motion if plan_runs and start_image is None else None
         steer = {"camera_motion": motion, "camera_guide": settings.GENERATION_CAMERA_GUIDE}
         for index, segment in enumerate(segments):
             done = set(Clip.objects.filter(job=job, segment=segment).values_list("variant", flat=True))
@@ -253,7 +253,8 @@ def plan_seed(*, campaign_id: int, segment_id: int, variant: int, shared: bool) 
 
 
 def _generate_with_plan(handle: JobHandle, *, engine, campaign: Campaign, segments: list[Segment], variants: int,
-                        brief: str, steps: int, guidance: float, adapter, lora, spec) -> tuple[int, dict]:
+                        brief: str, steps: int, guidance: float, adapter, lora, spec,
+                        motion: tuple[float, float] | None) -> tuple[int, dict]:
     """Every missing (segment, variant) clip of the job through one campaign plan, stored as each is
     decoded; returns (clips made, what the plan saved). Slots already stored are skipped."""
     from generation.engine import GenerationCancelled
@@ -263,7 +264,6 @@ def _generate_with_plan(handle: JobHandle, *, engine, campaign: Campaign, segmen
     options = plan_options()
     shared = options.prefix_steps(steps) > 0
     done = set(Clip.objects.filter(job=job).values_list("segment_id", "variant"))
-    motion = camera_preset(campaign_camera(campaign)).screen_motion
     slots, items = [], []
     for segment in segments:
         prompt, negative = segment_prompt(campaign=campaign, segment=segment, brief=brief)

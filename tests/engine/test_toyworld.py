@@ -208,15 +208,11 @@ def test_committed_checkpoint_follows_the_setting_of_platform_prompts(trained_en
     assert right >= 8, right
 
 
-@pytest.mark.slow
-def test_the_camera_guide_moves_platform_clips_as_the_preset_says(trained_engine):
-    """Moving presets through the campaign plan, without a brand LoRA: with the camera guide the
-    clip moves the preset's way, keeping the setting; the same items without it mostly do not
-    (README "Camera guide"). Items without a camera motion are not touched."""
+def _moving_camera_cases() -> list[tuple]:
+    """(preset, setting key, platform prompt, seed) of 16 held-out prompts whose preset moves the scene."""
     import random
 
     from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
-    from generation.plan import PlanItem, PlanOptions, run_plan
     from generation.toyworld import platform as toy_platform
 
     rng = random.Random(11)
@@ -228,7 +224,20 @@ def test_the_camera_guide_moves_platform_clips_as_the_preset_says(trained_engine
             brand=toy_platform.random_brand(rng, "heldout"), brief=toy_platform.random_brief(rng, "heldout"),
             setting_key=setting, camera=preset.key,
             segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
-        cases.append((preset, setting, PlanItem(prompt, "", 100 + i, camera_motion=preset.screen_motion)))
+        cases.append((preset, setting, prompt, 100 + i))
+    return cases
+
+
+@pytest.mark.slow
+def test_the_camera_guide_moves_platform_clips_as_the_preset_says(trained_engine):
+    """Moving presets through the campaign plan, without a brand LoRA: with the camera guide the
+    clip moves the preset's way, keeping the setting; the same items without it mostly do not
+    (README "Camera guide"). Items without a camera motion are not touched."""
+    from generation.plan import PlanItem, PlanOptions, run_plan
+    from generation.toyworld import platform as toy_platform
+
+    cases = [(preset, setting, PlanItem(prompt, "", seed, camera_motion=preset.screen_motion))
+             for preset, setting, prompt, seed in _moving_camera_cases()]
     unguided = PlanItem(cases[0][2].prompt, "", 7)
     request = {"num_frames": 9, "width": 32, "height": 32, "steps": 20, "guidance": 5.0}
 
@@ -254,26 +263,15 @@ def test_the_camera_guide_moves_platform_clips_as_the_preset_says(trained_engine
 def test_the_camera_guide_moves_clips_of_a_plain_engine_call_too(trained_engine):
     """The per-segment path (GENERATION_PLAN off) steers inside the pipeline call: the same
     held-out prompts as above, one engine call each, guided and plain."""
-    import random
-
-    from generation.personalization import CAMERA_PRESETS, SETTINGS_CATALOGUE
     from generation.toyworld import platform as toy_platform
 
-    rng = random.Random(11)
-    moving = [p for p in CAMERA_PRESETS if p.screen_motion and any(p.screen_motion)]
     moved = {"guided": 0, "plain": 0}
-    for i in range(16):
-        preset, setting = moving[i % len(moving)], SETTINGS_CATALOGUE[(3 * i) % 12].key
-        prompt = toy_platform.platform_prompt(
-            brand=toy_platform.random_brand(rng, "heldout"), brief=toy_platform.random_brief(rng, "heldout"),
-            setting_key=setting, camera=preset.key,
-            segment_attributes=toy_platform.random_segment_attributes(rng, "heldout"))
+    for preset, _, prompt, seed in _moving_camera_cases():
         for name, guide in (("guided", 0.6), ("plain", 0.0)):
-            [clip] = trained_engine.generate(prompt=prompt, negative_prompt="", seeds=[100 + i], num_frames=9, width=32,
+            [clip] = trained_engine.generate(prompt=prompt, negative_prompt="", seeds=[seed], num_frames=9, width=32,
                                              height=32, steps=20, guidance=5.0, camera_motion=preset.screen_motion,
                                              camera_guide=guide)
             moved[name] += measure_clip(clip).direction == toy_platform.CAMERA_DIRECTION[preset.key]
             expected = {"motion": list(preset.screen_motion), "step": 12} if guide else None
             assert trained_engine.last_camera_guide == expected
-    print(moved)
     assert moved["guided"] >= 10 and moved["plain"] <= 6, moved
