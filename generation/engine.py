@@ -177,9 +177,10 @@ class Engine:
             if self.family.name != "wan":
                 raise ValueError(f"keeping known pixels runs on the wan family's latents; this model is "
                                  f"{self.family.name}.")
+        from generation.plan import CameraGuide, camera_guide_record, camera_step, check_camera_guide
+
         steered = camera_motion is not None and camera_guide > 0
-        if not 0.0 <= camera_guide < 1.0:
-            raise ValueError(f"camera_guide must be in [0, 1); got {camera_guide!r}.")
+        check_camera_guide(camera_guide)
         if steered and (self.family.name != "wan" or self.family.native_condition or condition is not None):
             raise ValueError(f"the camera guide runs on WanPipeline's latents without a condition; this call is a "
                              f"{self.family.pipeline_class}{' with a condition' if condition is not None else ''}.")
@@ -215,14 +216,12 @@ class Engine:
                 call_kwargs["latents"] = blend.noise
             camera, self.last_camera_guide = None, None
             if steered:
-                from generation.plan import CameraGuide, camera_step
-
                 noise = starting_noise(self, generators, num_frames=num_frames, width=width, height=height)
                 call_kwargs["latents"] = noise
                 step = camera_step(camera_guide, steps)
                 camera = _CameraSteps(CameraGuide(self.pipe, [camera_motion] * batch, noise, num_frames=num_frames,
                                                   step=step), noise)
-                self.last_camera_guide = {"motion": [float(v) for v in camera_motion], "step": step}
+                self.last_camera_guide = camera_guide_record(camera_motion, step)
             calls = [[i] for i in range(batch)] if native else [list(range(batch))]
             done_before = 0
 

@@ -85,8 +85,7 @@ class PlanOptions:
             raise ValueError(f"cache_threshold must be >= 0; got {self.cache_threshold!r}.")
         if not 0.0 <= self.guidance_fraction <= 1.0:
             raise ValueError(f"guidance_fraction must be in [0, 1]; got {self.guidance_fraction!r}.")
-        if not 0.0 <= self.camera_guide < 1.0:
-            raise ValueError(f"camera_guide must be in [0, 1); got {self.camera_guide!r}.")
+        check_camera_guide(self.camera_guide)
 
     @property
     def threshold(self) -> float:
@@ -105,6 +104,17 @@ class PlanOptions:
 def camera_step(fraction: float, steps: int, prefix_steps: int = 0) -> int:
     """The step after which the camera guide restarts a clip: never inside a shared prefix."""
     return min(steps - 1, max(round(fraction * steps), prefix_steps))
+
+
+def check_camera_guide(fraction: float) -> None:
+    """The camera guide's share of the steps, for the plan and for a plain engine call alike."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"camera_guide must be in [0, 1); got {fraction!r}.")
+
+
+def camera_guide_record(motion: tuple[float, float], step: int) -> dict:
+    """What a guided clip records of its guide (`plan.camera_guide`), in the plan or a plain engine call."""
+    return {"motion": [float(v) for v in motion], "step": step}
 
 
 @dataclass(frozen=True)
@@ -345,8 +355,8 @@ def run_plan(engine, *, items: list[PlanItem], num_frames: int, width: int, heig
             clip_record["prefix"] = {"prompt": prefix_prompts[item.seed], "negative_prompt": prefix_negative[item.seed],
                                      "seed": item.seed, "steps": prefix_steps}
         if options.camera_guide > 0 and item.camera_motion is not None:
-            clip_record["camera_guide"] = {"motion": [float(v) for v in item.camera_motion],
-                                           "step": options.camera_step(steps, prefix_steps)}
+            step = options.camera_step(steps, prefix_steps)
+            clip_record["camera_guide"] = camera_guide_record(item.camera_motion, step)
         records.append(clip_record)
 
     transformer = pipe.transformer
