@@ -58,7 +58,7 @@ from generation.atomic import staged_folder
 from generation.families import WAN
 from generation.pixels import frames_to_pixels, pixels_to_frames
 from generation.toyworld.platform import random_platform_caption
-from generation.training.data_parallel import SINGLE, Shard, run_sharded
+from generation.training.data_parallel import Shard, run_sharded
 from generation.training.flow import flow_loss, noisy_and_target, sample_sigmas
 from generation.toyworld.world import (
     COLOURS, DIRECTIONS, SHAPES, Scene, heldout_scenes, render_clip, train_scenes,
@@ -230,10 +230,7 @@ def _random_clip(rng: random.Random, *, seed: int) -> np.ndarray:
 def _train_vae(recipe: Recipe, dev: torch.device, *, processes: int = 1):
     """A VAE trained for `vae_steps` (in `processes` data-parallel processes on the CPU)."""
     vae = _new_vae(recipe)
-    if processes > 1:
-        vae.load_state_dict(run_sharded(_vae_steps, processes, recipe, vae, dev))
-    else:
-        _vae_steps(SINGLE, recipe, vae, dev)
+    vae.load_state_dict(run_sharded(_vae_steps, processes, recipe, vae, dev))
     return vae.to(dev).eval().requires_grad_(False)
 
 
