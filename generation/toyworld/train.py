@@ -132,8 +132,7 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path |
     """
     started = time.perf_counter()
     dev = torch.device(device)
-    if processes > 1 and dev.type != "cpu":
-        raise ValueError(f"Data-parallel processes train on the CPU only; got {processes} on {device}: give processes=1.")
+    check_processes(processes, device, recipe)
     # Tiny weights drift into denormal floats late in training, which x86 CPUs handle ~100x slower.
     torch.set_flush_denormal(True)
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
@@ -200,6 +199,15 @@ def train(*, output: Path, recipe: Recipe, device: str = "cpu", vae_from: Path |
 def default_processes(device: str) -> int:
     """How many processes train the VAE: two on a CPU of two threads or more (they share them), one on a GPU."""
     return 2 if torch.device(device).type == "cpu" and torch.get_num_threads() >= 2 else 1
+
+
+def check_processes(processes: int, device: str, recipe: Recipe) -> None:
+    """Refuse a process count the VAE's training cannot use, before anything runs."""
+    if processes < 1 or (processes > 1 and torch.device(device).type != "cpu"):
+        raise ValueError(f"--processes {processes}: give 1 or more, and 1 on {device} (more train on the CPU only).")
+    if recipe.vae_batch % processes:
+        raise ValueError(f"--processes {processes} does not split the VAE's batch of {recipe.vae_batch}: "
+                         f"give a number that divides it (or --vae-batch that {processes} divides).")
 
 
 def _text_side(recipe: Recipe):
@@ -544,13 +552,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     processes = default_processes(args.device) if args.processes is None else args.processes
-    if processes < 1 or (processes > 1 and torch.device(args.device).type != "cpu"):
-        parser.error(f"--processes {processes}: give 1 or more, and 1 on {args.device} (more train on the CPU only).")
     stage = asdict(STAGES[args.stage])
     recipe = Recipe(**{name: stage[name] if getattr(args, name) is None else getattr(args, name) for name in fields})
-    if recipe.vae_batch % processes:
-        parser.error(f"--processes {processes} does not split the VAE's batch of {recipe.vae_batch}: "
-                     f"give a number that divides it (or --vae-batch that {processes} divides).")
+    try:
+        check_processes(processes, args.device, recipe)
+    except ValueError as error:
+        parser.error(str(error))
     started = time.perf_counter()
     train(output=args.output, recipe=recipe, device=args.device, vae_from=args.vae_from, start_from=args.start_from,
           processes=processes)
